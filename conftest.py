@@ -1,0 +1,232 @@
+"""Async doctests for the cookbook: top-level ``await``, a virtual clock, version gates.
+
+The recipes' docstrings are written the way a reader types into
+``python -m asyncio``.  Plain ``doctest`` cannot run them, so this plugin
+changes three things for every doctest that ``pytest --doctest-modules``
+collects:
+
+* Every example is compiled with ``PyCF_ALLOW_TOP_LEVEL_AWAIT``.  An example
+  that awaits becomes a coroutine, which runs as a task on the docstring's
+  event loop.  Plain examples also run inside that loop (as the asyncio REPL
+  does), so ``asyncio.create_task(...)`` and ``asyncio.Queue()`` work at the
+  top level.  Plain examples that start their own loop (``asyncio.run``,
+  ``asyncio.Runner``, ``run_until_complete``...) run outside it.
+* One event loop per docstring: names and running tasks carry from one example
+  to the next.  Afterwards leftover tasks are cancelled and awaited, async
+  generators are shut down, the default executor is joined and the loop closed.
+* The loop runs on a virtual clock (``looptime``), so ``await
+  asyncio.sleep(3600)`` costs no wall time.  ``COOKBOOK_REAL_CLOCK=1`` switches
+  to the real clock.
+
+Version gates:
+
+* A module that needs a newer Python says so in a line of its own,
+  ``__requires_python__ = (3, 11)``.  It is read as text, so on an older
+  interpreter the module is skipped without being imported (it may use syntax
+  such as ``except*`` that older parsers reject).
+* A single example is gated with a doctest option, ``# doctest: +PY311``
+  (``PY39`` ... ``PY314``).  Sphinx strips ``# doctest:`` comments, so the
+  gates never reach the HTML.  A docstring whose every example is gated is
+  reported as skipped with the reason; gated examples inside a docstring that
+  otherwise runs are listed in the terminal summary.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import contextvars
+import doctest
+import inspect
+import os
+import re
+import sys
+import time
+import types
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional, Tuple
+
+import pytest
+from _pytest.doctest import DoctestItem
+
+REAL_CLOCK_ENV = "COOKBOOK_REAL_CLOCK"
+GATE_RE = re.compile(r"^__requires_python__\s*=\s*\(\s*(\d+)\s*,\s*(\d+)\s*\)", re.MULTILINE)
+# Option flags that gate one example: PY39 means "needs Python >= 3.9".
+VERSION_FLAGS: Dict[int, Tuple[int, int]] = {
+    doctest.register_optionflag(f"PY3{minor}"): (3, minor) for minor in range(9, 15)
+}
+# Names that mark a plain example as one that drives its own event loop.
+OWN_LOOP_NAMES = frozenset(
+    {"run", "Runner", "run_until_complete", "run_forever", "new_event_loop", "get_event_loop"}
+)
+
+_stats = {"docstrings": 0, "loop_seconds": 0.0, "wall_seconds": 0.0}
+_gated_examples: List[str] = []
+
+
+def real_clock() -> bool:
+    return os.environ.get(REAL_CLOCK_ENV, "").lower() not in ("", "0", "false", "no")
+
+
+def new_doctest_loop() -> asyncio.AbstractEventLoop:
+    if real_clock():
+        return asyncio.new_event_loop()
+    import looptime
+
+    return looptime.new_event_loop(start=0)
+
+
+def required_python(source: str) -> Optional[Tuple[int, int]]:
+    match = GATE_RE.search(source)
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+# --- whole-module gates ----------------------------------------------------
+
+
+class GatedModule(pytest.File):
+    """Stands in for a module too new for this interpreter; never imports it."""
+
+    required: Tuple[int, int] = (0, 0)
+
+    def collect(self) -> Iterator[Any]:
+        major, minor = self.required
+        pytest.skip(f"requires Python >= {major}.{minor}")
+        yield  # pragma: no cover - makes this a generator, as collect() must be
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> Iterator[None]:
+    outcome = yield
+    if file_path.suffix != ".py":
+        return
+    collected = outcome.get_result()
+    if not collected:
+        return
+    try:
+        required = required_python(file_path.read_text(encoding="utf-8"))
+    except OSError:
+        return
+    if required is None or sys.version_info >= required:
+        return
+    gated = GatedModule.from_parent(parent, path=file_path)
+    gated.required = required
+    outcome.force_result([gated])
+
+
+# --- running one docstring -------------------------------------------------
+
+
+def _names(code: types.CodeType) -> Iterator[str]:
+    yield from code.co_names
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            yield from _names(const)
+
+
+class DocstringLoop:
+    """The event loop, context and exec() replacement for one docstring."""
+
+    def __init__(self) -> None:
+        self.loop = new_doctest_loop()
+        self.context = contextvars.copy_context()
+
+    def run(self, coro: Any) -> Any:
+        if sys.version_info >= (3, 11):
+            task = self.loop.create_task(coro, context=self.context)
+        else:
+            task = self.context.run(self.loop.create_task, coro)
+        return self.loop.run_until_complete(task)
+
+    def exec(self, code: Any, globs: Dict[str, Any], *args: Any) -> None:
+        if not isinstance(code, types.CodeType):
+            exec(code, globs, *args)
+        elif code.co_flags & inspect.CO_COROUTINE:
+            self.run(eval(code, globs, *args))
+        elif OWN_LOOP_NAMES.intersection(_names(code)):
+            exec(code, globs, *args)
+        else:
+
+            async def run_plain() -> None:
+                exec(code, globs, *args)
+
+            self.run(run_plain())
+
+    def close(self) -> None:
+        loop = self.loop
+        try:
+            leftover = [t for t in asyncio.all_tasks(loop) if not t.done()]
+            for task in leftover:
+                task.cancel()
+            if leftover:
+                loop.run_until_complete(asyncio.gather(*leftover, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            if sys.version_info >= (3, 9):
+                loop.run_until_complete(loop.shutdown_default_executor())
+        finally:
+            _stats["loop_seconds"] += loop.time() if not real_clock() else 0.0
+            loop.close()
+
+
+def _apply_version_gates(item: DoctestItem) -> None:
+    examples = item.dtest.examples if item.dtest else []
+    gated = 0
+    reasons = set()
+    for example in examples:
+        for flag, required in VERSION_FLAGS.items():
+            if example.options.get(flag) and sys.version_info < required:
+                example.options[doctest.SKIP] = True
+                reasons.add(required)
+        if example.options.get(doctest.SKIP):
+            gated += 1
+    if not reasons:
+        return
+    newest = max(reasons)
+    reason = f"requires Python >= {newest[0]}.{newest[1]}"
+    if gated == len(examples):
+        pytest.skip(reason)
+    for example in examples:
+        if example.options.get(doctest.SKIP):
+            _gated_examples.append(f"{item.dtest.filename}:{example.lineno + item.dtest.lineno + 1} ({item.name}): {reason}")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    if not isinstance(item, DoctestItem) or item.dtest is None:
+        yield
+        return
+    _apply_version_gates(item)
+    runner = item.runner
+    flags = doctest._extract_future_flags(item.dtest.globs) | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT  # type: ignore[attr-defined]
+    original_run = runner.run
+    docstring_loop = DocstringLoop()
+    started = time.perf_counter()
+
+    def run_with_await(test: doctest.DocTest, compileflags: Optional[int] = None, out: Any = None, clear_globs: bool = True) -> Any:
+        return original_run(test, compileflags=flags, out=out, clear_globs=clear_globs)
+
+    runner.run = run_with_await  # type: ignore[method-assign]
+    # doctest executes each example through the name ``exec`` in its own module.
+    doctest.exec = docstring_loop.exec  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        del doctest.exec  # type: ignore[attr-defined]
+        runner.run = original_run  # type: ignore[method-assign]
+        docstring_loop.close()
+        _stats["docstrings"] += 1
+        _stats["wall_seconds"] += time.perf_counter() - started
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _stats["docstrings"]:
+        clock = "real" if real_clock() else "virtual"
+        simulated = _stats["loop_seconds"] if not real_clock() else _stats["wall_seconds"]
+        terminalreporter.write_line(
+            f"async doctests: {_stats['docstrings']} docstrings on the {clock} clock, "
+            f"{simulated:.1f} s of loop time in {_stats['wall_seconds']:.2f} s wall time"
+        )
+    if _gated_examples:
+        terminalreporter.section("version-gated doctest examples skipped")
+        for line in _gated_examples:
+            terminalreporter.write_line(line)

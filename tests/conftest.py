@@ -1,0 +1,43 @@
+"""Fixtures shared by the behaviour, fault and load tests."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Awaitable, Callable, TypeVar
+
+import pytest
+
+from conftest import new_doctest_loop  # the root conftest's clock switch
+
+T = TypeVar("T")
+
+
+def run_on_test_clock(main: Callable[[], Awaitable[T]]) -> T:
+    """Run ``main()`` on a fresh loop: virtual clock unless COOKBOOK_REAL_CLOCK is set.
+
+    Leftover tasks are cancelled and awaited and the loop is closed, so a test
+    that leaks a task fails loudly instead of warning at interpreter exit.
+    """
+    loop = new_doctest_loop()
+    try:
+        result = loop.run_until_complete(main())
+        leftover = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        for task in leftover:
+            task.cancel()
+        if leftover:
+            loop.run_until_complete(asyncio.gather(*leftover, return_exceptions=True))
+            raise AssertionError(f"test left {len(leftover)} task(s) running: {leftover!r}")
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        return result
+    finally:
+        loop.close()
+
+
+@pytest.fixture
+def run_virtual() -> Callable[[Callable[[], Awaitable[Any]]], Any]:
+    """``run_virtual(main)`` runs the coroutine function ``main`` on the virtual clock.
+
+    ``await asyncio.sleep(3600)`` inside it takes no wall time; with
+    ``COOKBOOK_REAL_CLOCK=1`` the same test runs on the real clock.
+    """
+    return run_on_test_clock
