@@ -18,6 +18,16 @@ collects:
   asyncio.sleep(3600)`` costs no wall time.  ``COOKBOOK_REAL_CLOCK=1`` switches
   to the real clock.
 
+Local servers for the I/O chapters (never the internet, never mocks):
+
+* A docstring that mentions ``base_url`` gets the demo aiohttp application of
+  ``tests/http_server.py`` served on 127.0.0.1 (random port) *on the
+  docstring's own loop*, and ``base_url`` in its namespace.
+* A docstring that mentions ``dsn`` gets the DSN of the session's throwaway
+  PostgreSQL (``tests/pg_cluster.py``; ``COOKBOOK_POSTGRES_DSN`` names an
+  existing server instead) and runs on the real clock, because the server is
+  another process and a virtual clock would jump past its answers.
+
 Version gates:
 
 * A module that needs a newer Python says so in a line of its own,
@@ -59,6 +69,27 @@ VERSION_FLAGS: Dict[int, Tuple[int, int]] = {
 OWN_LOOP_NAMES = frozenset(
     {"run", "Runner", "run_until_complete", "run_forever", "new_event_loop", "get_event_loop"}
 )
+
+_postgres: Any = None
+
+
+def session_postgres_dsn() -> str:
+    """The DSN of the PostgreSQL shared by this test session, started on first use."""
+    global _postgres
+    if _postgres is None:
+        from tests.pg_cluster import ThrowawayPostgres
+
+        _postgres = ThrowawayPostgres()
+        _postgres.start()
+    return str(_postgres.dsn)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    global _postgres
+    if _postgres is not None:
+        _postgres.stop()
+        _postgres = None
+
 
 _stats = {"docstrings": 0, "loop_seconds": 0.0, "wall_seconds": 0.0}
 _gated_examples: List[str] = []
@@ -127,9 +158,25 @@ def _names(code: types.CodeType) -> Iterator[str]:
 class DocstringLoop:
     """The event loop, context and exec() replacement for one docstring."""
 
-    def __init__(self) -> None:
-        self.loop = new_doctest_loop()
+    def __init__(self, *, real: bool = False) -> None:
+        self.real = real or real_clock()
+        self.loop = asyncio.new_event_loop() if real else new_doctest_loop()
         self.context = contextvars.copy_context()
+        self.cleanups: List[Any] = []
+
+    def serve_demo_app(self) -> str:
+        """Serve tests/http_server.py's demo app on this loop; return its base URL."""
+        from aiohttp import web
+
+        from tests.http_server import make_demo_app
+
+        runner = web.AppRunner(make_demo_app())
+        self.loop.run_until_complete(runner.setup())
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        self.loop.run_until_complete(site.start())
+        self.cleanups.append(runner.cleanup)
+        port = runner.addresses[0][1]
+        return f"http://127.0.0.1:{port}"
 
     def run(self, coro: Any) -> Any:
         if sys.version_info >= (3, 11):
@@ -155,16 +202,32 @@ class DocstringLoop:
     def close(self) -> None:
         loop = self.loop
         try:
+            for cleanup in reversed(self.cleanups):
+                loop.run_until_complete(cleanup())
             leftover = [t for t in asyncio.all_tasks(loop) if not t.done()]
             for task in leftover:
                 task.cancel()
             if leftover:
-                loop.run_until_complete(asyncio.gather(*leftover, return_exceptions=True))
+                outcomes = loop.run_until_complete(
+                    asyncio.gather(*leftover, return_exceptions=True)
+                )
+                broken = [
+                    repr(outcome)
+                    for outcome in outcomes
+                    if isinstance(outcome, BaseException)
+                    and not isinstance(outcome, asyncio.CancelledError)
+                ]
+                if broken:
+                    raise AssertionError(
+                        "a task left running by the examples failed while being cancelled: "
+                        + ", ".join(broken)
+                    )
             loop.run_until_complete(loop.shutdown_asyncgens())
             if sys.version_info >= (3, 9):
                 loop.run_until_complete(loop.shutdown_default_executor())
         finally:
-            _stats["loop_seconds"] += loop.time() if not real_clock() else 0.0
+            if not self.real:
+                _stats["loop_seconds"] += loop.time()
             loop.close()
 
 
@@ -187,7 +250,9 @@ def _apply_version_gates(item: DoctestItem) -> None:
         pytest.skip(reason)
     for example in examples:
         if example.options.get(doctest.SKIP):
-            _gated_examples.append(f"{item.dtest.filename}:{example.lineno + item.dtest.lineno + 1} ({item.name}): {reason}")
+            _gated_examples.append(
+                f"{item.dtest.filename}:{example.lineno + item.dtest.lineno + 1} ({item.name}): {reason}"
+            )
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -199,11 +264,24 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     runner = item.runner
     flags = doctest._extract_future_flags(item.dtest.globs) | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT  # type: ignore[attr-defined]
     original_run = runner.run
-    docstring_loop = DocstringLoop()
+    source = item.dtest.docstring or ""
+    wants_postgres = re.search(r"\bdsn\b", source) is not None
+    docstring_loop = DocstringLoop(real=wants_postgres)
+    if wants_postgres:
+        item.dtest.globs["dsn"] = session_postgres_dsn()
+    if re.search(r"\bbase_url\b", source):
+        item.dtest.globs["base_url"] = docstring_loop.serve_demo_app()
     started = time.perf_counter()
 
-    def run_with_await(test: doctest.DocTest, compileflags: Optional[int] = None, out: Any = None, clear_globs: bool = True) -> Any:
-        return original_run(test, compileflags=flags, out=out, clear_globs=clear_globs)
+    def run_with_await(
+        test: doctest.DocTest,
+        compileflags: Optional[int] = None,
+        out: Any = None,
+        clear_globs: bool = True,
+    ) -> Any:
+        # Leftover tasks still need the docstring's names while they clean up,
+        # so the namespace is cleared only after the loop is closed (below).
+        return original_run(test, compileflags=flags, out=out, clear_globs=False)
 
     runner.run = run_with_await  # type: ignore[method-assign]
     # doctest executes each example through the name ``exec`` in its own module.
@@ -214,6 +292,7 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
         del doctest.exec  # type: ignore[attr-defined]
         runner.run = original_run  # type: ignore[method-assign]
         docstring_loop.close()
+        item.dtest.globs.clear()
         _stats["docstrings"] += 1
         _stats["wall_seconds"] += time.perf_counter() - started
 
@@ -221,10 +300,10 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if _stats["docstrings"]:
         clock = "real" if real_clock() else "virtual"
-        simulated = _stats["loop_seconds"] if not real_clock() else _stats["wall_seconds"]
         terminalreporter.write_line(
-            f"async doctests: {_stats['docstrings']} docstrings on the {clock} clock, "
-            f"{simulated:.1f} s of loop time in {_stats['wall_seconds']:.2f} s wall time"
+            f"async doctests: {_stats['docstrings']} docstrings on the {clock} clock; "
+            f"virtual loop time covered: {_stats['loop_seconds']:.1f} s; "
+            f"wall time: {_stats['wall_seconds']:.2f} s"
         )
     if _gated_examples:
         terminalreporter.section("version-gated doctest examples skipped")

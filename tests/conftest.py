@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 
 import pytest
+import pytest_asyncio
 
 from conftest import new_doctest_loop  # the root conftest's clock switch
 
@@ -41,3 +42,31 @@ def run_virtual() -> Callable[[Callable[[], Awaitable[Any]]], Any]:
     ``COOKBOOK_REAL_CLOCK=1`` the same test runs on the real clock.
     """
     return run_on_test_clock
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn() -> str:
+    """DSN of the session's PostgreSQL (throwaway cluster, or COOKBOOK_POSTGRES_DSN)."""
+    from conftest import session_postgres_dsn
+
+    return session_postgres_dsn()
+
+
+@pytest_asyncio.fixture
+async def demo_server() -> AsyncIterator[str]:
+    """Serve tests/http_server.py's demo app on 127.0.0.1; yield its base URL.
+
+    Runs on the test's own loop (real clock): use it from ``@pytest.mark.asyncio`` tests.
+    """
+    from aiohttp import web
+
+    from tests.http_server import make_demo_app
+
+    runner = web.AppRunner(make_demo_app())
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,120 @@
+"""Sphinx configuration for the asyncio cookbook."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+DOCS = Path(__file__).resolve().parent
+ROOT = DOCS.parent
+sys.path.insert(0, str(ROOT))
+
+import recipes  # noqa: E402
+
+project = "asyncio cookbook"
+author = "The asyncio-cookbook authors"
+copyright = "2026, The asyncio-cookbook authors"
+release = version = recipes.__version__
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.viewcode",
+    "sphinx.ext.intersphinx",
+    "sphinx_copybutton",
+]
+exclude_patterns = ["_build", "_inventories", "Thumbs.db", ".DS_Store"]
+templates_path = ["_templates"]
+html_static_path = ["_static"]
+html_theme = "furo"
+html_title = "asyncio cookbook"
+html_copy_source = False
+
+# --- autodoc: the module docstring is the chapter, members follow in source order
+autodoc_default_options = {
+    "members": True,
+    "member-order": "bysource",
+    "show-inheritance": True,
+}
+autodoc_typehints = "signature"
+autodoc_typehints_format = "short"
+autodoc_preserve_defaults = True
+python_use_unqualified_type_names = True
+# Sphinx strips "# doctest: ..." comments (the version gates) from examples.
+trim_doctest_flags = True
+
+# --- every reference must resolve (the docs env builds with -n -W)
+nitpicky = True
+nitpick_ignore_regex = [
+    # Type variables and private aliases in signatures have no page of their own.
+    (r"py:(class|obj|data)", r"(recipes\.[a-z_]+\.)?_?[A-Z][A-Za-z]?(_co|_contra)?"),
+    (r"py:(class|obj|data)", r"(recipes\.[a-z_]+\.)?_[A-Za-z]+"),
+]
+
+# --- intersphinx, offline: the inventories are vendored (tools/refresh_inventories.py)
+intersphinx_mapping = {
+    "python": ("https://docs.python.org/3", str(DOCS / "_inventories" / "python.inv")),
+    "aiohttp": ("https://docs.aiohttp.org/en/stable", str(DOCS / "_inventories" / "aiohttp.inv")),
+}
+intersphinx_disabled_reftypes = ["*"]
+intersphinx_timeout = 5
+
+# --- copy buttons yield only the code: no prompts, no output lines
+copybutton_prompt_text = r">>> |\.\.\. |\$ "
+copybutton_prompt_is_regexp = True
+copybutton_only_copy_prompt_lines = True
+copybutton_remove_prompts = True
+copybutton_copy_empty_lines = False
+
+
+def _version_gates() -> str:
+    """A reST table of which recipe or example needs which Python, read from the gates."""
+    flag = re.compile(r"#\s*doctest:.*\+PY3(\d+)")
+    rows = []
+    for path in sorted((ROOT / "recipes").glob("*.py")):
+        if path.name == "__init__.py":
+            continue
+        text = path.read_text(encoding="utf-8")
+        module = f"recipes.{path.stem}"
+        whole = re.search(r"^__requires_python__\s*=\s*\(\s*3\s*,\s*(\d+)\s*\)", text, re.M)
+        if whole:
+            rows.append((f"3.{whole.group(1)}", f":mod:`{module}`", "the whole chapter"))
+        seen = set()
+        lines = text.splitlines()
+        for number, line in enumerate(lines, start=1):
+            match = flag.search(line)
+            if not match:
+                continue
+            code = line.split(">>>", 1)[-1].split("#", 1)[0].strip()
+            key = (match.group(1), code)
+            if key in seen:
+                continue
+            seen.add(key)
+            where = f":mod:`{module}`, line {number}"
+            rows.append((f"3.{match.group(1)}", where, f"``{code}``"))
+    rows.sort(key=lambda row: (int(row[0].split(".")[1]), row[1]))
+    out = [
+        ".. list-table::",
+        "   :header-rows: 1",
+        "   :widths: 10 35 55",
+        "",
+        "   * - Needs Python",
+        "     - Where",
+        "     - Example",
+    ]
+    for needs, where, what in rows:
+        out += [f"   * - {needs}+", f"     - {where}", f"     - {what}"]
+    return "\n".join(out) + "\n"
+
+
+def _write_generated(app: object) -> None:
+    generated = DOCS / "_generated"
+    generated.mkdir(exist_ok=True)
+    target = generated / "version_gates.rst"
+    content = _version_gates()
+    if not target.exists() or target.read_text(encoding="utf-8") != content:
+        target.write_text(content, encoding="utf-8")
+
+
+def setup(app: object) -> None:
+    app.connect("builder-inited", _write_generated)  # type: ignore[attr-defined]
