@@ -250,9 +250,8 @@ def _apply_version_gates(item: DoctestItem) -> None:
         pytest.skip(reason)
     for example in examples:
         if example.options.get(doctest.SKIP):
-            _gated_examples.append(
-                f"{item.dtest.filename}:{example.lineno + item.dtest.lineno + 1} ({item.name}): {reason}"
-            )
+            line = example.lineno + item.dtest.lineno + 1
+            _gated_examples.append(f"{item.dtest.filename}:{line} ({item.name}): {reason}")
 
 
 @pytest.hookimpl(hookwrapper=True)
