@@ -29,6 +29,7 @@ html_static_path = ["_static"]
 html_theme = "furo"
 html_title = "asyncio cookbook"
 html_copy_source = False
+html_favicon = "_static/favicon.svg"
 
 # --- autodoc: the module docstring is the chapter, members follow in source order
 autodoc_default_options = {
@@ -56,7 +57,6 @@ intersphinx_mapping = {
     "python": ("https://docs.python.org/3", str(DOCS / "_inventories" / "python.inv")),
     "aiohttp": ("https://docs.aiohttp.org/en/stable", str(DOCS / "_inventories" / "aiohttp.inv")),
 }
-intersphinx_disabled_reftypes = ["*"]
 intersphinx_timeout = 5
 
 # --- copy buttons yield only the code: no prompts, no output lines
@@ -65,6 +65,60 @@ copybutton_prompt_is_regexp = True
 copybutton_only_copy_prompt_lines = True
 copybutton_remove_prompts = True
 copybutton_copy_empty_lines = False
+
+
+# --- references the vendored inventories cannot resolve on their own
+# Type hints name classes by where they are defined; the docs know them by their public name.
+PRIVATE_PREFIXES = (
+    (re.compile(r"^_asyncio\."), "asyncio."),
+    (re.compile(r"^asyncio\.[a-z_]+\.(?=[A-Z])"), "asyncio."),
+    (re.compile(r"^aiohttp\.[a-z_]+\.(?=[A-Z])"), "aiohttp."),
+    (re.compile(r"^aiohttp\.web_[a-z_]+\.(?=[A-Z])"), "aiohttp.web."),
+)
+# asyncpg publishes no inventory we can vendor; its API page anchors are the dotted names.
+ASYNCPG_API = "https://magicstack.github.io/asyncpg/current/api/index.html"
+# Added to Python after 3.11, newer than the vendored (Debian python3.11-doc) inventory.
+PYTHON_NEWER_THAN_INVENTORY = {
+    "asyncio.Queue.shutdown": "library/asyncio-queue.html#asyncio.Queue.shutdown",
+    "asyncio.QueueShutDown": "library/asyncio-queue.html#asyncio.QueueShutDown",
+    "asyncio.eager_task_factory": "library/asyncio-task.html#asyncio.eager_task_factory",
+    "asyncio.print_call_graph": "library/asyncio-graph.html#asyncio.print_call_graph",
+    "asyncio.capture_call_graph": "library/asyncio-graph.html#asyncio.capture_call_graph",
+}
+OTHER_PROJECTS = {
+    "aiofiles": "https://pypi.org/project/aiofiles/",
+}
+
+
+def _external(url: str, contnode: object) -> object:
+    from docutils import nodes
+
+    node = nodes.reference("", "", internal=False, refuri=url, reftitle="(external)")
+    node.append(contnode)
+    return node
+
+
+def _resolve_missing(app: object, env: object, node: object, contnode: object) -> object:
+    from sphinx.ext import intersphinx
+
+    target = node.get("reftarget", "")  # type: ignore[attr-defined]
+    if node.get("refdomain") != "py":  # type: ignore[attr-defined]
+        return None
+    for pattern, public in PRIVATE_PREFIXES:
+        if pattern.search(target):
+            node["reftarget"] = pattern.sub(public, target)  # type: ignore[index]
+            resolved = intersphinx.missing_reference(app, env, node, contnode)  # type: ignore[arg-type]
+            if resolved is not None:
+                return resolved
+            node["reftarget"] = target  # type: ignore[index]
+    if target.startswith("asyncpg"):
+        return _external(f"{ASYNCPG_API}#{target}", contnode)
+    if target in PYTHON_NEWER_THAN_INVENTORY:
+        page = PYTHON_NEWER_THAN_INVENTORY[target]
+        return _external(f"https://docs.python.org/3/{page}", contnode)
+    if target in OTHER_PROJECTS:
+        return _external(OTHER_PROJECTS[target], contnode)
+    return None
 
 
 def _version_gates() -> str:
@@ -118,3 +172,5 @@ def _write_generated(app: object) -> None:
 
 def setup(app: object) -> None:
     app.connect("builder-inited", _write_generated)  # type: ignore[attr-defined]
+    # After intersphinx (priority 500) has had its turn.
+    app.connect("missing-reference", _resolve_missing, priority=900)  # type: ignore[attr-defined]
