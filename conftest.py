@@ -168,9 +168,12 @@ class DocstringLoop:
         """Serve tests/http_server.py's demo app on this loop; return its base URL."""
         from aiohttp import web
 
+        from tests.crawl_site import make_site_app
         from tests.http_server import make_demo_app
 
-        runner = web.AppRunner(make_demo_app())
+        app = make_demo_app()
+        app.add_subapp("/site", make_site_app())
+        runner = web.AppRunner(app)
         self.loop.run_until_complete(runner.setup())
         site = web.TCPSite(runner, "127.0.0.1", 0)
         self.loop.run_until_complete(site.start())
@@ -231,27 +234,30 @@ class DocstringLoop:
             loop.close()
 
 
+def _required_by(example: doctest.Example) -> Optional[Tuple[int, int]]:
+    """The newest Python this example's gate flags ask for, if it is newer than ours."""
+    needed = [v for flag, v in VERSION_FLAGS.items() if example.options.get(flag)]
+    newest = max(needed, default=None)
+    return newest if newest is not None and sys.version_info < newest else None
+
+
 def _apply_version_gates(item: DoctestItem) -> None:
-    examples = item.dtest.examples if item.dtest else []
-    gated = 0
-    reasons = set()
+    test = item.dtest
+    examples = test.examples if test else []
+    reasons = {}
     for example in examples:
-        for flag, required in VERSION_FLAGS.items():
-            if example.options.get(flag) and sys.version_info < required:
-                example.options[doctest.SKIP] = True
-                reasons.add(required)
-        if example.options.get(doctest.SKIP):
-            gated += 1
+        required = _required_by(example)
+        if required is not None:
+            example.options[doctest.SKIP] = True
+            reasons[id(example)] = f"requires Python >= {required[0]}.{required[1]}"
     if not reasons:
         return
-    newest = max(reasons)
-    reason = f"requires Python >= {newest[0]}.{newest[1]}"
-    if gated == len(examples):
-        pytest.skip(reason)
+    if all(example.options.get(doctest.SKIP) for example in examples):
+        pytest.skip(max(reasons.values(), key=lambda r: tuple(map(int, r.split()[-1].split(".")))))
     for example in examples:
-        if example.options.get(doctest.SKIP):
-            line = example.lineno + item.dtest.lineno + 1
-            _gated_examples.append(f"{item.dtest.filename}:{line} ({item.name}): {reason}")
+        if id(example) in reasons:
+            line = example.lineno + test.lineno + 1
+            _gated_examples.append(f"{test.filename}:{line} ({item.name}): {reasons[id(example)]}")
 
 
 @pytest.hookimpl(hookwrapper=True)

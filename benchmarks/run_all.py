@@ -1,0 +1,77 @@
+"""Run every benchmark script, store its figures for the docs, and plot them.
+
+    python benchmarks/run_all.py            # full runs
+    python benchmarks/run_all.py --quick    # smaller inputs, for a smoke test
+
+Each ``benchmarks/bench_*.py`` is run in its own process with
+``--json docs/_static/benchmarks/<name>.json``; the docs' Performance page
+reads those files when the cookbook is built.  With matplotlib installed, a
+bar chart of each script's results is saved next to its JSON file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE.parent / "docs" / "_static" / "benchmarks"
+
+
+def plot(name: str, data: dict) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed: no plot for", name)
+        return
+    groups: dict = {}
+    for row in data["results"]:
+        groups.setdefault(row["unit"], []).append(row)
+    fig, axes = plt.subplots(1, len(groups), figsize=(5.5 * len(groups), 3.6), squeeze=False)
+    for ax, (unit, rows) in zip(axes[0], groups.items()):
+        labels = [row["name"] for row in rows]
+        values = [row["value"] for row in rows]
+        bars = ax.barh(labels, values, color="#2b5b84")
+        ax.bar_label(bars, labels=[f"{v:,.3g}" for v in values], padding=3, fontsize=8)
+        ax.set_xlabel(unit)
+        ax.invert_yaxis()
+        ax.margins(x=0.25)
+        ax.tick_params(axis="y", labelsize=8)
+    fig.suptitle(f"{data['benchmark']} (Python {data['python']})", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(OUT / f"{name}.png", dpi=110)
+    plt.close(fig)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller inputs")
+    parser.add_argument("names", nargs="*", help="only these scripts (e.g. bench_concurrency)")
+    args = parser.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    scripts = sorted(HERE.glob("bench_*.py"))
+    if args.names:
+        scripts = [s for s in scripts if s.stem in args.names]
+    failed = 0
+    for script in scripts:
+        target = OUT / f"{script.stem}.json"
+        command = [sys.executable, str(script), "--json", str(target)]
+        if args.quick:
+            command.append("--quick")
+        print(f"== {script.name}", flush=True)
+        if subprocess.run(command, check=False).returncode != 0:
+            print(f"!! {script.name} failed", flush=True)
+            failed += 1
+            continue
+        plot(script.stem, json.loads(target.read_text(encoding="utf-8")))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,605 @@
+"""A task wraps a coroutine and schedules it on the event loop, so that it runs
+while the code that started it goes on with something else.  Starting one is
+a single call to :func:`asyncio.create_task`; the work is in what follows:
+naming tasks so that you can tell them apart, reacting when they finish,
+reading their results and errors, cancelling them cleanly, and keeping them
+alive, because the event loop holds only weak references to the tasks it
+runs.  The chapter ends with a helper worth copying, :class:`BackgroundTasks`:
+a home for fire-and-forget tasks that keeps them alive, reports their errors
+and shuts them down cleanly.
+
+Starting a task
+---------------
+
+Awaiting a coroutine runs it to the end before the next line starts.  To do
+two things at once, wrap each coroutine in a task: it starts as soon as the
+current task next waits, and ``await task`` later collects its result.
+
+>>> import asyncio
+>>> async def brew(drink: str, seconds: float) -> str:
+...     await asyncio.sleep(seconds)
+...     return f"{drink} ready"
+>>> loop = asyncio.get_running_loop()
+>>> start = loop.time()
+>>> tea = asyncio.create_task(brew("tea", 0.3))
+>>> coffee = asyncio.create_task(brew("coffee", 0.2))
+>>> await tea, await coffee
+('tea ready', 'coffee ready')
+>>> round(loop.time() - start, 1)  # both brewed at the same time
+0.3
+
+:func:`asyncio.create_task` needs a running event loop: call it from a
+coroutine (or from a callback the loop runs), not at import time.
+
+Naming tasks and finding them
+-----------------------------
+
+Every task has a name, ``Task-<n>`` unless you choose one.  Names show up in
+reprs, in debug-mode warnings and in logs, so name the long-lived tasks:
+
+>>> worker = asyncio.create_task(asyncio.sleep(0.1), name="worker-1")
+>>> worker.get_name()
+'worker-1'
+>>> worker.set_name("worker-a")
+>>> anonymous = asyncio.create_task(asyncio.sleep(0.1))
+>>> anonymous.get_name()
+'Task-...'
+
+:func:`asyncio.current_task` returns the task that is running the current
+code, and :func:`asyncio.all_tasks` the loop's unfinished tasks:
+
+>>> async def whoami() -> str:
+...     return asyncio.current_task().get_name()
+>>> await asyncio.create_task(whoami(), name="inspector")
+'inspector'
+>>> sorted(task.get_name() for task in asyncio.all_tasks() if task is not asyncio.current_task())
+['Task-...', 'worker-a']
+>>> await worker, await anonymous
+(None, None)
+
+Reacting when a task finishes
+-----------------------------
+
+:meth:`asyncio.Task.add_done_callback` registers a plain function that the
+loop calls, with the task as its only argument, once the task is done
+(finished, failed or cancelled).  The loop schedules the call; it never runs
+inside ``add_done_callback`` itself, even for a task that is already done.
+Callbacks run in the order they were added, so one added before an ``await``
+runs before the awaiting code resumes:
+
+>>> def report(task: asyncio.Task) -> None:
+...     print(f"{task.get_name()} finished with {task.result()!r}")
+>>> nap = asyncio.create_task(asyncio.sleep(0.1, result="rested"), name="nap")
+>>> nap.add_done_callback(report)
+>>> await nap
+nap finished with 'rested'
+'rested'
+
+An exception raised by a callback does not reach the task or whoever awaits
+it: the loop passes it to its exception handler, which by default logs
+``Exception in callback ...``.  Here a handler collects it instead:
+
+>>> errors = []
+>>> loop.set_exception_handler(lambda loop, context: errors.append(context))
+>>> def broken(task: asyncio.Task) -> None:
+...     raise RuntimeError("bug in a callback")
+>>> job = asyncio.create_task(asyncio.sleep(0.1, result="fine"))
+>>> job.add_done_callback(broken)
+>>> await job  # the task itself is unaffected
+'fine'
+>>> errors[0]["message"].split("(")[0], errors[0]["exception"]
+('Exception in callback broken', RuntimeError('bug in a callback'))
+>>> loop.set_exception_handler(None)
+
+Keep callbacks short and let them catch their own errors; anything slow or
+asynchronous belongs in a task of its own.
+
+Reading results and exceptions
+------------------------------
+
+``await task`` returns the result or raises the task's exception.  Without
+awaiting, :meth:`asyncio.Task.result` and :meth:`asyncio.Task.exception`
+read the outcome of a task that is done; on a task that is still running they
+raise :exc:`asyncio.InvalidStateError`:
+
+>>> async def load_user(user_id: int) -> str:
+...     await asyncio.sleep(0.1)
+...     raise LookupError(f"no user {user_id}")
+>>> lookup = asyncio.create_task(load_user(7))
+>>> lookup.result()  # doctest: +IGNORE_EXCEPTION_DETAIL
+Traceback (most recent call last):
+...
+asyncio.InvalidStateError: Result is not set.
+
+:func:`asyncio.wait` waits for tasks without raising their errors, and
+:meth:`asyncio.Task.exception` then returns the error (or ``None``):
+
+>>> done, pending = await asyncio.wait([lookup])
+>>> lookup.done(), lookup.exception()
+(True, LookupError('no user 7'))
+>>> lookup.result()
+Traceback (most recent call last):
+...
+LookupError: no user 7
+
+On a cancelled task both methods raise :exc:`asyncio.CancelledError`; check
+:meth:`asyncio.Task.cancelled` first.
+
+Cancelling a task
+-----------------
+
+:meth:`asyncio.Task.cancel` asks a task to stop: the next time the task
+waits, :exc:`asyncio.CancelledError` is raised at that ``await``, so its
+``except`` and ``finally`` blocks get to clean up.  ``cancel()`` only makes
+the request; the task is not done until it has finished cleaning up, so await
+it afterwards:
+
+>>> async def download(log: list) -> None:
+...     try:
+...         await asyncio.sleep(10)
+...     except asyncio.CancelledError:
+...         log.append("cancelled")
+...         raise  # always let the cancellation go on
+...     finally:
+...         log.append("connection closed")
+>>> log = []
+>>> transfer = asyncio.create_task(download(log))
+>>> await asyncio.sleep(0.1)
+>>> transfer.cancel()
+True
+>>> await transfer  # doctest: +IGNORE_EXCEPTION_DETAIL
+Traceback (most recent call last):
+...
+asyncio.CancelledError
+>>> transfer.cancelled(), log
+(True, ['cancelled', 'connection closed'])
+
+A message passed to ``cancel()`` travels with the exception, which helps to
+tell who cancelled a task:
+
+>>> async def note_reason(reasons: list) -> None:
+...     try:
+...         await asyncio.sleep(10)
+...     except asyncio.CancelledError as exc:
+...         reasons.append(exc.args)
+...         raise
+>>> reasons = []
+>>> noted = asyncio.create_task(note_reason(reasons))
+>>> await asyncio.sleep(0.1)
+>>> noted.cancel("shutting down")  # doctest: +PY39
+True
+>>> await asyncio.sleep(0)  # let the task see its cancellation
+>>> noted.cancelled(), reasons  # doctest: +PY39
+(True, [('shutting down',)])
+
+.. versionadded:: 3.9
+   The *msg* argument of :meth:`asyncio.Task.cancel`.
+
+.. versionchanged:: 3.11
+   The message also reaches the code that awaits the cancelled task; on 3.9
+   and 3.10 only the cancelled task itself sees it.  3.11 also added
+   :meth:`asyncio.Task.cancelling` and :meth:`asyncio.Task.uncancel`, which
+   :func:`asyncio.timeout` and :class:`asyncio.TaskGroup` use to tell their own
+   cancellations from others.
+
+.. important::
+
+   Never swallow :exc:`asyncio.CancelledError`.  A task that catches it and
+   carries on cannot be stopped, and :func:`asyncio.wait_for`,
+   :func:`asyncio.timeout` and :class:`asyncio.TaskGroup`, which all work by
+   cancelling, stop working around it.  Catch it only to clean up, then
+   re-raise.  Since Python 3.8 it derives from :exc:`BaseException`, so
+   ``except Exception`` no longer catches it by accident.
+
+The same rule applies to the code that cancels: a bare
+``try: await task / except CancelledError: pass`` after ``task.cancel()`` also
+swallows a cancellation aimed at the *caller*.  The cancellation chapter's
+:func:`recipes.cancellation.cancel_and_wait` stops tasks without that flaw;
+:meth:`BackgroundTasks.close` does the same for the tasks it holds.
+
+Keeping fire-and-forget tasks alive
+-----------------------------------
+
+Starting a task and never looking at it again is tempting for side jobs such
+as sending a notification.  But the event loop holds only *weak* references
+to its tasks: a task that nothing else refers to can be garbage collected in
+the middle of its work, and a task whose error nobody reads loses that error.
+Both show up only as log lines, here caught by an exception handler:
+
+>>> import gc
+>>> messages = []
+>>> loop.set_exception_handler(lambda loop, context: messages.append(context["message"]))
+>>> async def wait_for_reply() -> None:
+...     await loop.create_future()  # a reply that nothing else refers to
+>>> async def crash() -> None:
+...     raise ValueError("nobody will see this")
+>>> def fire_and_forget() -> None:
+...     asyncio.create_task(wait_for_reply())  # BUG: no reference is kept
+...     asyncio.create_task(crash())  # BUG: nobody reads the exception
+>>> fire_and_forget()
+>>> await asyncio.sleep(0.1)
+>>> collected = gc.collect()
+>>> sorted(messages)
+['Task exception was never retrieved', 'Task was destroyed but it is pending!']
+>>> loop.set_exception_handler(None)
+
+.. important::
+
+   ``Task was destroyed but it is pending!`` means a task was garbage
+   collected before it finished: keep a strong reference to every task until
+   it is done.  ``Task exception was never retrieved`` means a task failed and
+   nothing awaited it or called ``exception()``: its error was lost.
+   :class:`BackgroundTasks` prevents both.
+
+:class:`BackgroundTasks` keeps every task in a set until it finishes, reports
+each error through a callback (or the log), and cancels and awaits whatever is
+left when it closes:
+
+>>> async def send_email(to: str) -> None:
+...     await asyncio.sleep(0.1)
+...     if "@" not in to:
+...         raise ValueError(f"bad address: {to!r}")
+>>> async def sign_up(users: list, background: BackgroundTasks) -> None:
+...     for user in users:
+...         background.spawn(send_email(user), name=f"welcome {user}")
+>>> async with BackgroundTasks(on_error=lambda task, exc: print("failed:", exc)) as background:
+...     await sign_up(["ann@example.com", "bob"], background)
+...     finished = await background.join()
+failed: bad address: 'bob'
+
+Running a task in a given context
+---------------------------------
+
+A new task runs in a *copy* of the current :mod:`contextvars` context, so it
+sees the context variables of the code that started it.  To run it in a
+context of your choosing instead, pass ``context=``:
+
+>>> import contextvars
+>>> request_id = contextvars.ContextVar("request_id", default="-")
+>>> async def log_line(message: str) -> str:
+...     return f"[{request_id.get()}] {message}"
+>>> context = contextvars.copy_context()
+>>> token = context.run(request_id.set, "r-17")
+>>> await asyncio.create_task(log_line("hello"), context=context)  # doctest: +PY311
+'[r-17] hello'
+
+On older versions, start the task from inside the context; it then runs in a
+copy of that context, which is the same for reading:
+
+>>> await context.run(asyncio.create_task, log_line("hello"))
+'[r-17] hello'
+>>> request_id.get()  # the caller's own context is untouched
+'-'
+
+.. versionadded:: 3.11
+   The *context* argument of :func:`asyncio.create_task` and
+   ``loop.create_task``.  :meth:`BackgroundTasks.spawn` accepts it on every
+   version.
+
+Starting tasks eagerly
+----------------------
+
+A new task normally waits for its first turn on the loop, even if its
+coroutine could finish at once (a cache hit, say).  With
+:func:`asyncio.eager_task_factory` installed, ``create_task`` runs the
+coroutine right away until it first waits, and a coroutine that never waits
+returns a task that is already done.  That saves a trip through the loop for
+each such task, but changes the order of side effects, so install the factory
+deliberately, for a whole program or, as here, for a bounded stretch of code:
+
+>>> async def cached_lookup(key: str) -> str:
+...     return key.upper()  # no await: finishes in one step
+>>> def create_eager_task(coro) -> asyncio.Task:
+...     loop.set_task_factory(asyncio.eager_task_factory)
+...     try:
+...         return asyncio.create_task(coro)
+...     finally:
+...         loop.set_task_factory(None)
+>>> async def done_at_once(create) -> bool:
+...     task = create(cached_lookup("a"))
+...     done = task.done()  # before this coroutine has waited even once
+...     await task
+...     return done
+>>> await done_at_once(asyncio.create_task)
+False
+>>> await done_at_once(create_eager_task)  # doctest: +PY312
+True
+
+.. versionadded:: 3.12
+   :func:`asyncio.eager_task_factory` and ``asyncio.create_eager_task_factory``.
+
+Putting it together
+-------------------
+
+A program that sends welcome emails in the background and shuts down cleanly:
+
+>>> async def main() -> None:
+...     async with BackgroundTasks() as background:
+...         await sign_up(["ann@example.com", "eve@example.com"], background)
+...         print("running:", len(background))
+...         await background.join(timeout=1)
+...     print("running:", len(background), "errors:", background.errors)
+>>> asyncio.run(main())
+running: 2
+running: 0 errors: []
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextvars
+import logging
+import math
+import sys
+from types import TracebackType
+from typing import (
+    Any,
+    Callable,
+    Coroutine,
+    Deque,
+    List,
+    Optional,
+    Set,
+    Type,
+    TypeVar,
+)
+
+__all__ = ["BackgroundTasks"]
+
+T = TypeVar("T")
+
+logger = logging.getLogger(__name__)
+
+
+def _check_seconds(name: str, value: Optional[float]) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds or None, not {value!r}")
+    if math.isnan(value) or value < 0:
+        raise ValueError(f"{name} must be >= 0 seconds, got {value!r}")
+
+
+class BackgroundTasks:
+    """A home for fire-and-forget tasks: keeps them alive, reports errors, stops them cleanly.
+
+    >>> import asyncio
+    >>> async def notify(user: str) -> None:
+    ...     await asyncio.sleep(0.1)
+    ...     if user == "bob":
+    ...         raise ConnectionError("mail server down")
+    >>> background = BackgroundTasks(name="notifications")
+    >>> for user in ("ann", "bob"):
+    ...     task = background.spawn(notify(user), name=f"notify {user}")
+    >>> background
+    <BackgroundTasks 'notifications' running=2 errors=0>
+    >>> await background.join()
+    True
+    >>> background.errors
+    [ConnectionError('mail server down')]
+
+    :meth:`spawn` keeps a strong reference to each task until it is done, so
+    the garbage collector cannot destroy it mid-flight.  When a task fails,
+    its exception is retrieved (no ``Task exception was never retrieved``),
+    kept in :attr:`errors` (the latest *max_errors* of them) and passed to
+    ``on_error(task, exc)``; without *on_error* it is logged with its
+    traceback to the ``recipes.tasks`` logger.  Cancelled tasks are not
+    errors.
+
+    :meth:`close`, also called when an ``async with`` block ends, refuses new
+    tasks, cancels the running ones and waits until every one of them has
+    finished its cleanup.  *grace* first gives them that many seconds to
+    finish on their own:
+
+    >>> async def slow_notify() -> None:
+    ...     await asyncio.sleep(0.2)
+    ...     print("sent")
+    >>> async with BackgroundTasks() as background:
+    ...     task = background.spawn(slow_notify())
+    ...     await background.close(grace=0.5)
+    sent
+    >>> len(background)
+    0
+
+    A closed instance refuses new work.  The coroutine it was given is closed,
+    so it does not add a "never awaited" warning to the error:
+
+    >>> background.spawn(slow_notify())
+    Traceback (most recent call last):
+    ...
+    RuntimeError: BackgroundTasks 'background' is closed; it accepts no new tasks
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str = "background",
+        on_error: Optional[Callable[[asyncio.Task[Any], BaseException], object]] = None,
+        max_errors: int = 100,
+    ) -> None:
+        if on_error is not None and not callable(on_error):
+            raise TypeError(f"on_error must be a callable or None, not {on_error!r}")
+        if isinstance(max_errors, bool) or not isinstance(max_errors, int) or max_errors < 0:
+            raise ValueError(f"max_errors must be an int >= 0, got {max_errors!r}")
+        self.name = name
+        self._on_error = on_error
+        self._tasks: Set[asyncio.Task[Any]] = set()
+        self._errors: Deque[BaseException] = collections.deque(maxlen=max_errors)
+        self._closed = False
+
+    def __repr__(self) -> str:
+        state = " closed" if self._closed else ""
+        return (
+            f"<BackgroundTasks {self.name!r}{state} running={len(self)} "
+            f"errors={len(self._errors)}>"
+        )
+
+    def __len__(self) -> int:
+        """The number of tasks that have not finished yet."""
+        return sum(1 for task in self._tasks if not task.done())
+
+    @property
+    def errors(self) -> List[BaseException]:
+        """The exceptions of failed tasks, oldest first (at most *max_errors* of them)."""
+        return list(self._errors)
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` has started; no new tasks are accepted then."""
+        return self._closed
+
+    def spawn(
+        self,
+        coro: Coroutine[Any, Any, T],
+        *,
+        name: Optional[str] = None,
+        context: Optional[contextvars.Context] = None,
+    ) -> asyncio.Task[T]:
+        """Start *coro* as a task, keep it until it is done, and return it.
+
+        >>> import asyncio
+        >>> async with BackgroundTasks() as background:
+        ...     task = background.spawn(asyncio.sleep(0.1, result="done"), name="nap")
+        ...     await task
+        'done'
+
+        *context* runs the task in that :mod:`contextvars` context.  Python
+        3.11 and later use the very object; older versions run the task in a
+        copy of it, which reads the same but keeps its changes to itself.
+
+        Pass a coroutine object, the result of calling an ``async def``
+        function:
+
+        >>> background = BackgroundTasks()
+        >>> background.spawn(asyncio.sleep)
+        Traceback (most recent call last):
+        ...
+        TypeError: spawn() expects a coroutine object such as work(), got <function sleep at 0x...>; did you forget the parentheses?
+        """  # noqa: E501
+        if not asyncio.iscoroutine(coro):
+            hint = "; did you forget the parentheses?" if callable(coro) else ""
+            raise TypeError(
+                f"spawn() expects a coroutine object such as work(), got {coro!r}{hint}"
+            )
+        if self._closed:
+            coro.close()
+            raise RuntimeError(f"BackgroundTasks {self.name!r} is closed; it accepts no new tasks")
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            coro.close()
+            raise
+        task: asyncio.Task[T]
+        if context is None:
+            task = loop.create_task(coro, name=name)
+        elif sys.version_info >= (3, 11):
+            task = loop.create_task(coro, name=name, context=context)
+        else:  # pragma: no cover - Python 3.8 to 3.10
+            task = context.run(loop.create_task, coro, name=name)
+        self._tasks.add(task)
+        if task.done():  # an eager task factory (3.12+) may have run it to the end already
+            self._on_done(task)
+        else:
+            task.add_done_callback(self._on_done)
+        return task
+
+    def _on_done(self, task: asyncio.Task[Any]) -> None:
+        if task not in self._tasks:  # already handled by _reap()
+            return
+        self._tasks.discard(task)
+        if task.cancelled():
+            return
+        error = task.exception()  # marks the error as retrieved
+        if error is None:
+            return
+        self._errors.append(error)
+        if self._on_error is None:
+            logger.error(
+                "background task %r of %r failed", task.get_name(), self.name, exc_info=error
+            )
+            return
+        try:
+            self._on_error(task, error)
+        except Exception:
+            logger.exception("on_error handler of %r failed", self.name)
+
+    def _reap(self) -> None:
+        """Handle finished tasks whose done callback has not run yet."""
+        for task in [task for task in self._tasks if task.done()]:
+            self._on_done(task)
+
+    def _others(self) -> List[asyncio.Task[Any]]:
+        """The unfinished tasks, leaving out the one that is asking."""
+        current = asyncio.current_task()
+        return [task for task in self._tasks if not task.done() and task is not current]
+
+    async def join(self, timeout: Optional[float] = None) -> bool:
+        """Wait until every task has finished, including ones spawned meanwhile.
+
+        Return True when none is left, or False if *timeout* seconds passed
+        first.  Nothing is cancelled either way:
+
+        >>> import asyncio
+        >>> async with BackgroundTasks() as background:
+        ...     task = background.spawn(asyncio.sleep(1))
+        ...     await background.join(timeout=0.1), len(background)
+        (False, 1)
+
+        Called from inside one of its own tasks, it waits for the others.
+        """
+        _check_seconds("timeout", timeout)
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while True:
+            pending = self._others()
+            if not pending:
+                self._reap()
+                return True
+            remaining = None if deadline is None else deadline - loop.time()
+            if remaining is not None and remaining <= 0:
+                return False
+            await asyncio.wait(pending, timeout=remaining)
+
+    async def close(self, *, grace: float = 0.0) -> None:
+        """Refuse new tasks, cancel the running ones and wait until all have finished.
+
+        With *grace* > 0 the tasks first get that many seconds to finish on
+        their own.  Each task is cancelled once and then awaited for as long
+        as its cleanup takes.  If :meth:`close` is itself cancelled, it still
+        waits for every task to finish before it lets the cancellation
+        propagate, so nothing is ever left running; a task that ignores
+        cancellation therefore keeps :meth:`close` waiting, as it would keep
+        an :class:`asyncio.TaskGroup` waiting.  Closing twice is harmless.
+        """
+        _check_seconds("grace", grace)
+        self._closed = True
+        interrupted: Optional[BaseException] = None
+        if grace:
+            try:
+                await self.join(grace)
+            except asyncio.CancelledError as exc:  # skip the grace period, still clean up
+                interrupted = exc
+        pending = self._others()
+        for task in pending:
+            task.cancel()
+        while pending:
+            try:
+                await asyncio.wait(pending)
+            except asyncio.CancelledError as exc:  # finish waiting first, re-raise below
+                interrupted = exc
+            pending = [task for task in pending if not task.done()]
+        self._reap()
+        if interrupted is not None:
+            raise interrupted
+
+    async def __aenter__(self) -> BackgroundTasks:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        await self.close()

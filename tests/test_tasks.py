@@ -1,0 +1,514 @@
+"""Behaviour, fault, load and bad-input tests for recipes/tasks.py."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import gc
+import inspect
+import logging
+import sys
+from typing import Any, Awaitable, Callable, Dict, Iterator, List, Tuple
+
+import pytest
+
+from recipes.tasks import BackgroundTasks
+
+Runner = Callable[[Callable[[], Awaitable[Any]]], Any]
+
+
+@contextlib.contextmanager
+def loop_errors() -> Iterator[List[Dict[str, Any]]]:
+    """Collect what reaches the running loop's exception handler (after a gc pass)."""
+    loop = asyncio.get_running_loop()
+    contexts: List[Dict[str, Any]] = []
+    loop.set_exception_handler(lambda _loop, context: contexts.append(context))
+    try:
+        yield contexts
+        gc.collect()
+    finally:
+        loop.set_exception_handler(None)
+
+
+def others() -> List[asyncio.Task[Any]]:
+    """Unfinished tasks of the running loop other than the current one."""
+    current = asyncio.current_task()
+    return [t for t in asyncio.all_tasks() if t is not current and not t.done()]
+
+
+async def fail_after(exc: BaseException, delay: float) -> None:
+    await asyncio.sleep(delay)
+    raise exc
+
+
+async def slow_cleanup(events: List[str], label: str, cleanup: float) -> None:
+    try:
+        await asyncio.sleep(3600)
+    finally:
+        await asyncio.sleep(cleanup)  # e.g. flushing a buffer, closing a connection
+        events.append(f"{label} cleaned up")
+
+
+# --- BackgroundTasks: the happy path under load --------------------------------
+
+
+def test_a_thousand_tasks_finish_and_leave_nothing_behind(run_virtual: Runner) -> None:
+    done: List[int] = []
+
+    async def job(n: int) -> None:
+        await asyncio.sleep((n % 7) / 10)
+        done.append(n)
+
+    async def main() -> Tuple[int, int, List[Any]]:
+        async with BackgroundTasks() as background:
+            for n in range(1000):
+                background.spawn(job(n))
+            running = len(background)
+            assert await background.join(timeout=5) is True
+        return running, len(background), others()
+
+    assert run_virtual(main) == (1000, 0, [])
+    assert sorted(done) == list(range(1000))
+
+
+def test_closing_a_thousand_running_tasks_cancels_and_awaits_all(run_virtual: Runner) -> None:
+    async def main() -> Tuple[int, List[Any], List[BaseException]]:
+        background = BackgroundTasks()
+        tasks = [background.spawn(asyncio.sleep(3600)) for _ in range(1000)]
+        await asyncio.sleep(0.1)
+        await background.close()
+        cancelled = sum(task.cancelled() for task in tasks)
+        return cancelled, others(), background.errors
+
+    assert run_virtual(main) == (1000, [], [])
+
+
+def test_tasks_without_other_references_survive_garbage_collection(
+    run_virtual: Runner,
+) -> None:
+    async def wait_for_reply(reply: asyncio.Future[str]) -> str:
+        return await reply
+
+    async def main() -> Tuple[List[str], List[str]]:
+        loop = asyncio.get_running_loop()
+        with loop_errors() as unprotected:
+            # The pitfall: no reference is kept, so the collector destroys the task.
+            loop.create_task(wait_for_reply(loop.create_future()))  # noqa: RUF006
+            await asyncio.sleep(0.1)
+            gc.collect()
+        with loop_errors() as protected:
+            background = BackgroundTasks()
+            for _ in range(10):
+                background.spawn(wait_for_reply(loop.create_future()))
+            await asyncio.sleep(0.1)
+            gc.collect()
+            still_running = len(background)
+            await background.close()
+        assert still_running == 10
+        return [c["message"] for c in unprotected], [c["message"] for c in protected]
+
+    unprotected, protected = run_virtual(main)
+    assert unprotected == ["Task was destroyed but it is pending!"]
+    assert protected == []
+
+
+# --- BackgroundTasks: errors -------------------------------------------------------
+
+
+def test_a_failing_task_is_retrieved_and_reported_once(run_virtual: Runner) -> None:
+    reported: List[Tuple[str, BaseException]] = []
+
+    async def main() -> Tuple[List[Dict[str, Any]], List[BaseException], int]:
+        with loop_errors() as errors:
+            background = BackgroundTasks(
+                on_error=lambda task, exc: reported.append((task.get_name(), exc))
+            )
+            background.spawn(fail_after(ValueError("bad row"), 0.1), name="import")
+            for _ in range(20):
+                background.spawn(asyncio.sleep(0.2))
+            await background.join()
+            await background.close()
+        return errors, background.errors, len(background)
+
+    errors, collected, running = run_virtual(main)
+    assert errors == []  # no "Task exception was never retrieved"
+    assert [(name, str(exc)) for name, exc in reported] == [("import", "bad row")]
+    assert collected == [reported[0][1]]
+    assert running == 0
+
+
+def test_without_on_error_failures_are_logged_with_traceback(
+    run_virtual: Runner, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def main() -> None:
+        async with BackgroundTasks(name="mailer") as background:
+            background.spawn(fail_after(ConnectionError("smtp down"), 0), name="welcome")
+            await background.join()
+
+    with caplog.at_level(logging.ERROR, logger="recipes.tasks"):
+        run_virtual(main)
+    [record] = caplog.records
+    assert record.name == "recipes.tasks"
+    assert "'welcome'" in record.getMessage() and "'mailer'" in record.getMessage()
+    assert record.exc_info is not None and isinstance(record.exc_info[1], ConnectionError)
+
+
+def test_a_broken_on_error_handler_is_logged_and_does_not_stop_others(
+    run_virtual: Runner, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken_handler(task: asyncio.Task[Any], exc: BaseException) -> None:
+        raise RuntimeError("handler bug")
+
+    async def main() -> Tuple[int, int]:
+        async with BackgroundTasks(on_error=broken_handler) as background:
+            for _ in range(3):
+                background.spawn(fail_after(ValueError("x"), 0))
+            ok = background.spawn(asyncio.sleep(0.1, result="ok"))
+            await background.join()
+            assert ok.result() == "ok"
+        return len(background.errors), len(background)
+
+    with caplog.at_level(logging.ERROR, logger="recipes.tasks"):
+        assert run_virtual(main) == (3, 0)
+    assert [r.getMessage() for r in caplog.records] == [
+        "on_error handler of 'background' failed"
+    ] * 3
+
+
+def test_errors_keep_only_the_latest_max_errors(run_virtual: Runner) -> None:
+    async def main() -> List[str]:
+        async with BackgroundTasks(on_error=lambda task, exc: None, max_errors=2) as background:
+            for n in range(5):
+                background.spawn(fail_after(ValueError(str(n)), n / 10))
+            await background.join()
+        return [str(exc) for exc in background.errors]
+
+    assert run_virtual(main) == ["3", "4"]
+
+
+def test_cancelled_tasks_are_not_errors(run_virtual: Runner) -> None:
+    async def main() -> List[BaseException]:
+        calls: List[Any] = []
+        async with BackgroundTasks(on_error=lambda task, exc: calls.append(exc)) as background:
+            task = background.spawn(asyncio.sleep(10))
+            await asyncio.sleep(0.1)
+            task.cancel()
+            await background.join()
+        assert calls == []
+        return background.errors
+
+    assert run_virtual(main) == []
+
+
+# --- BackgroundTasks: shutdown -------------------------------------------------------
+
+
+def test_close_waits_for_tasks_blocked_in_finally_blocks(run_virtual: Runner) -> None:
+    events: List[str] = []
+
+    async def main() -> float:
+        loop = asyncio.get_running_loop()
+        background = BackgroundTasks()
+        for n in (1, 2, 3):
+            background.spawn(slow_cleanup(events, f"task {n}", n * 0.5))
+        await asyncio.sleep(0.1)
+        start = loop.time()
+        await background.close()
+        events.append("closed")
+        return loop.time() - start
+
+    assert run_virtual(main) == pytest.approx(1.5, abs=0.25)
+    assert events == ["task 1 cleaned up", "task 2 cleaned up", "task 3 cleaned up", "closed"]
+
+
+def test_cancelling_close_still_leaves_nothing_pending(run_virtual: Runner) -> None:
+    events: List[str] = []
+
+    async def main() -> None:
+        background = BackgroundTasks()
+        for n in (1, 2):
+            background.spawn(slow_cleanup(events, f"task {n}", n * 0.5))
+        await asyncio.sleep(0.1)
+        closer = asyncio.ensure_future(background.close())
+        await asyncio.sleep(0.1)
+        closer.cancel()  # e.g. the shutdown itself hit a timeout
+        await asyncio.sleep(0.1)
+        closer.cancel()  # a second cancellation must not cut the cleanups short either
+        with pytest.raises(asyncio.CancelledError):
+            await closer
+        events.append(f"close cancelled, running={len(background)}, others={len(others())}")
+
+    run_virtual(main)  # also fails if anything is left running
+    assert events == [
+        "task 1 cleaned up",
+        "task 2 cleaned up",
+        "close cancelled, running=0, others=0",
+    ]
+
+
+def test_close_via_wait_for_timeout_still_finishes_the_cleanup(run_virtual: Runner) -> None:
+    events: List[str] = []
+
+    async def main() -> None:
+        background = BackgroundTasks()
+        background.spawn(slow_cleanup(events, "task", 1.0))
+        await asyncio.sleep(0.1)
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(background.close(), timeout=0.2)
+        events.append(f"running={len(background)}")
+
+    run_virtual(main)
+    assert events == ["task cleaned up", "running=0"]
+
+
+def test_close_with_grace_lets_quick_tasks_finish(run_virtual: Runner) -> None:
+    async def main() -> Tuple[List[str], float]:
+        loop = asyncio.get_running_loop()
+        background = BackgroundTasks()
+        quick = background.spawn(asyncio.sleep(0.5, result="quick"))
+        slow = background.spawn(asyncio.sleep(10, result="slow"))
+        start = loop.time()
+        await background.close(grace=1.0)
+        outcome = [quick.result(), "cancelled" if slow.cancelled() else "finished"]
+        return outcome, loop.time() - start
+
+    outcome, elapsed = run_virtual(main)
+    assert outcome == ["quick", "cancelled"]
+    assert elapsed == pytest.approx(1.0, abs=0.25)
+
+
+def test_close_cancelled_during_grace_still_cleans_up(run_virtual: Runner) -> None:
+    events: List[str] = []
+
+    async def main() -> None:
+        background = BackgroundTasks()
+        background.spawn(slow_cleanup(events, "task", 0.5))
+        closer = asyncio.ensure_future(background.close(grace=10))
+        await asyncio.sleep(0.1)
+        closer.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await closer
+        events.append(f"running={len(background)}")
+
+    run_virtual(main)
+    assert events == ["task cleaned up", "running=0"]
+
+
+def test_async_with_cancels_on_error_and_close_is_idempotent(run_virtual: Runner) -> None:
+    async def main() -> Tuple[bool, bool]:
+        with pytest.raises(ZeroDivisionError):
+            async with BackgroundTasks() as background:
+                task = background.spawn(asyncio.sleep(10))
+                1 / 0  # noqa: B018
+        await background.close()
+        await background.close(grace=1)
+        return task.cancelled(), background.closed
+
+    assert run_virtual(main) == (True, True)
+
+
+def test_close_reports_a_task_that_finished_but_was_not_called_back_yet(
+    run_virtual: Runner,
+) -> None:
+    async def main() -> Tuple[List[str], int]:
+        loop = asyncio.get_running_loop()
+        gate = loop.create_future()
+        background = BackgroundTasks(on_error=lambda task, exc: None)
+
+        async def failing() -> None:
+            gate.set_result(None)  # wakes main() first...
+            raise ValueError("late callback")  # ...then schedules the done callback
+
+        background.spawn(failing())
+        await gate
+        await background.close()  # runs before the task's done callback
+        return [str(exc) for exc in background.errors], len(background)
+
+    assert run_virtual(main) == (["late callback"], 0)
+
+
+def test_close_and_join_from_inside_one_of_the_tasks(run_virtual: Runner) -> None:
+    async def main() -> Tuple[bool, bool, bool]:
+        background = BackgroundTasks()
+        sibling = background.spawn(asyncio.sleep(10))
+
+        async def supervisor() -> bool:
+            finished = await background.join(timeout=0.5)  # waits for the others only
+            await background.close()  # must not wait for itself
+            return finished
+
+        boss = background.spawn(supervisor())
+        return await boss, sibling.cancelled(), background.closed
+
+    assert run_virtual(main) == (False, True, True)
+
+
+def test_join_waits_for_tasks_spawned_by_tasks(run_virtual: Runner) -> None:
+    finished: List[str] = []
+
+    async def main() -> bool:
+        background = BackgroundTasks()
+
+        async def child() -> None:
+            await asyncio.sleep(0.5)
+            finished.append("child")
+
+        async def parent() -> None:
+            await asyncio.sleep(0.1)
+            background.spawn(child())
+            finished.append("parent")
+
+        background.spawn(parent())
+        result = await background.join()
+        await background.close()
+        return result
+
+    assert run_virtual(main) is True
+    assert finished == ["parent", "child"]
+
+
+def test_spawn_after_close_is_refused_and_the_coroutine_closed(run_virtual: Runner) -> None:
+    async def main() -> str:
+        background = BackgroundTasks(name="jobs")
+        await background.close()
+        coro = asyncio.sleep(1)
+        with pytest.raises(RuntimeError, match="'jobs' is closed"):
+            background.spawn(coro)
+        assert repr(background) == "<BackgroundTasks 'jobs' closed running=0 errors=0>"
+        return inspect.getcoroutinestate(coro)
+
+    assert run_virtual(main) == inspect.CORO_CLOSED
+
+
+# --- BackgroundTasks: names, contexts, eager tasks ------------------------------------
+
+
+def test_spawn_names_and_contexts(run_virtual: Runner) -> None:
+    request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+
+    async def read() -> str:
+        return request_id.get()
+
+    async def main() -> Tuple[str, str, str, str]:
+        context = contextvars.copy_context()
+        context.run(request_id.set, "r-1")
+        async with BackgroundTasks() as background:
+            named = background.spawn(read(), name="reader", context=context)
+            plain = background.spawn(read())
+            return named.get_name(), await named, await plain, request_id.get()
+
+    assert run_virtual(main) == ("reader", "r-1", "-", "-")
+
+
+@pytest.mark.skipif(
+    sys.version_info < (3, 11), reason="create_task(context=) needs Python >= 3.11"
+)
+def test_spawn_runs_in_the_given_context_object_on_311(run_virtual: Runner) -> None:
+    request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+
+    async def write() -> None:
+        request_id.set("written by the task")
+
+    async def main() -> str:
+        context = contextvars.copy_context()
+        async with BackgroundTasks() as background:
+            await background.spawn(write(), context=context)
+        return context[request_id]
+
+    assert run_virtual(main) == "written by the task"
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="eager_task_factory needs Python >= 3.12")
+def test_eager_tasks_that_finish_at_once_are_tracked_and_reported(run_virtual: Runner) -> None:
+    async def instant(value: int) -> int:
+        if value < 0:
+            raise ValueError("negative")
+        return value
+
+    async def main() -> Tuple[List[bool], List[str], int]:
+        loop = asyncio.get_running_loop()
+        loop.set_task_factory(asyncio.eager_task_factory)  # type: ignore[attr-defined]
+        try:
+            async with BackgroundTasks(on_error=lambda task, exc: None) as background:
+                tasks = [background.spawn(instant(v)) for v in (1, -1)]
+                done_at_once = [task.done() for task in tasks]
+                await background.join()
+        finally:
+            loop.set_task_factory(None)
+        return done_at_once, [str(e) for e in background.errors], len(background)
+
+    assert run_virtual(main) == ([True, True], ["negative"], 0)
+
+
+# --- bad input -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"max_errors": -1}, ValueError, "max_errors"),
+        ({"max_errors": 1.5}, ValueError, "max_errors"),
+        ({"on_error": "print"}, TypeError, "on_error"),
+    ],
+)
+def test_constructor_rejects_bad_arguments(
+    kwargs: Dict[str, Any], error: type, match: str
+) -> None:
+    with pytest.raises(error, match=match):
+        BackgroundTasks(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (asyncio.sleep, "did you forget the parentheses"),
+        (None, "got None"),
+    ],
+)
+def test_spawn_rejects_non_coroutines(run_virtual: Runner, bad: Any, match: str) -> None:
+    async def main() -> None:
+        async with BackgroundTasks() as background:
+            with pytest.raises(TypeError, match=match):
+                background.spawn(bad)
+
+    run_virtual(main)
+
+
+def test_spawn_rejects_a_future(run_virtual: Runner) -> None:
+    async def main() -> None:
+        async with BackgroundTasks() as background:
+            future = asyncio.get_running_loop().create_future()
+            with pytest.raises(TypeError, match="expects a coroutine object"):
+                background.spawn(future)  # type: ignore[arg-type]
+
+    run_virtual(main)
+
+
+def test_spawn_without_a_running_loop_closes_the_coroutine() -> None:
+    background = BackgroundTasks()
+    coro = asyncio.sleep(1)
+    with pytest.raises(RuntimeError, match="no running event loop"):
+        background.spawn(coro)
+    assert inspect.getcoroutinestate(coro) == inspect.CORO_CLOSED
+    assert len(background) == 0
+
+
+@pytest.mark.parametrize(
+    "value, error", [(-1, ValueError), (float("nan"), ValueError), ("1", TypeError)]
+)
+def test_bad_timeouts_are_rejected_before_anything_is_cancelled(
+    run_virtual: Runner, value: Any, error: type
+) -> None:
+    async def main() -> Tuple[bool, bool]:
+        background = BackgroundTasks()
+        task = background.spawn(asyncio.sleep(0.1))
+        with pytest.raises(error, match="grace"):
+            await background.close(grace=value)
+        with pytest.raises(error, match="timeout"):
+            await background.join(timeout=value)
+        closed = background.closed
+        await background.close()
+        return closed, task.cancelled()
+
+    assert run_virtual(main) == (False, True)
