@@ -50,6 +50,8 @@ nitpick_ignore_regex = [
     # Type variables and private aliases in signatures have no page of their own.
     (r"py:(class|obj|data)", r"(recipes\.[a-z_]+\.)?_?[A-Z][A-Za-z]?(_co|_contra)?"),
     (r"py:(class|obj|data)", r"(recipes\.[a-z_]+\.)?_[A-Za-z]+"),
+    # ParamSpec components (P.args, P.kwargs) are not documented objects.
+    (r"py:(class|obj|data)", r"(recipes\.[a-z_]+\.)?P\.(args|kwargs)"),
 ]
 
 # --- intersphinx, offline: the inventories are vendored (tools/refresh_inventories.py)
@@ -71,6 +73,7 @@ copybutton_copy_empty_lines = False
 # Type hints name classes by where they are defined; the docs know them by their public name.
 PRIVATE_PREFIXES = (
     (re.compile(r"^_asyncio\."), "asyncio."),
+    (re.compile(r"^concurrent\.futures\._base\."), "concurrent.futures."),
     (re.compile(r"^asyncio\.[a-z_]+\.(?=[A-Z])"), "asyncio."),
     (re.compile(r"^aiohttp\.[a-z_]+\.(?=[A-Z])"), "aiohttp."),
     (re.compile(r"^aiohttp\.web_[a-z_]+\.(?=[A-Z])"), "aiohttp.web."),

@@ -1,0 +1,677 @@
+"""Tests of recipes/job_queue.py against a real PostgreSQL, on the real clock.
+
+The multi-process tests start worker processes (``sys.executable`` running a
+small script) that share one jobs table, and check through an ``executions``
+table that every job ran exactly once, including when a worker is killed with
+SIGKILL in the middle of a job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+import uuid
+from pathlib import Path
+from typing import Any, AsyncIterator, Callable, Dict, Iterator, List
+
+import asyncpg
+import pytest
+import pytest_asyncio
+
+from recipes.job_queue import (
+    Job,
+    Worker,
+    claim,
+    complete,
+    counts,
+    enqueue,
+    extend_lease,
+    fail,
+    get_job,
+    install,
+    release,
+    uninstall,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+WORKER_SCRIPT = textwrap.dedent(
+    """
+    import asyncio, signal, sys
+
+    sys.path.insert(0, sys.argv[1])
+    import asyncpg
+    from recipes.job_queue import Worker
+
+    dsn, table, name, mode = sys.argv[2:6]
+    lease = float(sys.argv[6])
+    record = f"INSERT INTO {table}_executions (job_id, worker, event) VALUES ($1, $2, $3)"
+
+
+    async def main():
+        async with asyncpg.create_pool(dsn, min_size=1, max_size=4) as pool:
+
+            async def handler(job):
+                async with pool.acquire(timeout=10) as conn:
+                    await conn.execute(record, job.id, name, "started")
+                    if job.payload.get("block") and job.attempts == 1:
+                        await asyncio.sleep(3600)  # this worker will be killed here
+                    if mode == "serve":
+                        await conn.execute(record, job.id, name, "finished")
+                return {"worker": name, "n": job.payload.get("n")}
+
+            worker = Worker(
+                pool, handler, table=table, worker_id=name, lease=lease, poll_interval=0.5
+            )
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, worker.stop)
+            done = await worker.run(burst=(mode == "burst"))
+            print("done", done, flush=True)
+
+
+    asyncio.run(main())
+    """
+)
+
+
+@pytest.fixture
+def table() -> str:
+    return f"jobs_{uuid.uuid4().hex[:12]}"
+
+
+@pytest_asyncio.fixture
+async def pool(postgres_dsn: str, table: str) -> AsyncIterator[asyncpg.Pool]:
+    async with asyncpg.create_pool(postgres_dsn, min_size=1, max_size=6) as p:
+        await install(p, table=table)
+        await p.execute(
+            f"CREATE TABLE {table}_executions (job_id bigint, worker text, event text,"
+            " at timestamptz DEFAULT clock_timestamp())"
+        )
+        try:
+            yield p
+        finally:
+            await p.execute(f"DROP TABLE IF EXISTS {table}_executions")
+            await uninstall(p, table=table)
+
+
+class WorkerProcesses:
+    """Start worker scripts as subprocesses; kill leftovers at the end."""
+
+    def __init__(self, tmp_path: Path, dsn: str, table: str) -> None:
+        self.script = tmp_path / "worker.py"
+        self.script.write_text(WORKER_SCRIPT, encoding="utf-8")
+        self.tmp_path = tmp_path
+        self.dsn = dsn
+        self.table = table
+        self.processes: Dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, name: str, mode: str, lease: float = 30.0) -> subprocess.Popen[bytes]:
+        with open(self.tmp_path / f"{name}.log", "wb") as log:
+            process = subprocess.Popen(
+                [
+                    sys.executable,
+                    str(self.script),
+                    str(ROOT),
+                    self.dsn,
+                    self.table,
+                    name,
+                    mode,
+                    str(lease),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        self.processes[name] = process
+        return process
+
+    def log(self, name: str) -> str:
+        return (self.tmp_path / f"{name}.log").read_text(encoding="utf-8", errors="replace")
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {name} ---\n{self.log(name)}" for name in self.processes)
+
+    async def wait(self, name: str, timeout: float) -> int:
+        process = self.processes[name]
+        deadline = asyncio.get_running_loop().time() + timeout
+        while process.poll() is None:
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"worker {name} did not exit in {timeout} s\n{self.logs()}")
+            await asyncio.sleep(0.05)
+        return process.returncode
+
+    def kill_all(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+
+
+@pytest.fixture
+def workers(tmp_path: Path, postgres_dsn: str, table: str) -> Iterator[WorkerProcesses]:
+    manager = WorkerProcesses(tmp_path, postgres_dsn, table)
+    try:
+        yield manager
+    finally:
+        manager.kill_all()
+
+
+async def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> None:
+    """Poll the async ``predicate`` until it is true; fail with ``what`` after ``timeout`` s."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await predicate():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+# --- several processes ---------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_worker_processes_run_1000_jobs_exactly_once(
+    pool: asyncpg.Pool, table: str, workers: WorkerProcesses
+) -> None:
+    async with pool.acquire() as conn, conn.transaction():
+        ids = [await enqueue(conn, {"n": n}, table=table) for n in range(1000)]
+    for name in ("w1", "w2", "w3"):
+        workers.start(name, "burst")
+    for name in ("w1", "w2", "w3"):
+        assert await workers.wait(name, timeout=60) == 0, workers.logs()
+
+    assert await counts(pool, table=table) == {
+        "queued": 0,
+        "running": 0,
+        "done": 1000,
+        "failed": 0,
+    }
+    # Every start of a handler left a row: a job run twice would show up here.
+    runs = await pool.fetch(
+        f"SELECT job_id, count(*) AS n, min(worker) AS worker FROM {table}_executions"
+        " GROUP BY job_id"
+    )
+    assert sorted(r["job_id"] for r in runs) == sorted(ids)
+    assert [r["job_id"] for r in runs if r["n"] != 1] == []  # nobody ran a job twice
+    # Each job's stored result names the worker that ran it, and its payload came through.
+    by_job = {r["job_id"]: r["worker"] for r in runs}
+    rows = await pool.fetch(f"SELECT id, attempts, result::text AS result FROM {table}")
+    results = {r["id"]: (r["attempts"], json.loads(r["result"])) for r in rows}
+    assert {job_id: results[job_id][1]["worker"] for job_id in ids} == by_job
+    assert [results[job_id][1]["n"] for job_id in ids] == list(range(1000))
+    assert {attempts for attempts, _ in results.values()} == {1}
+    info = await get_job(pool, ids[500], table=table)
+    assert info is not None and info.result == {"worker": by_job[ids[500]], "n": 500}
+    assert len(set(by_job.values())) >= 2, "the work was not shared between processes"
+
+
+@pytest.mark.asyncio
+async def test_job_of_a_killed_worker_is_finished_by_another(
+    pool: asyncpg.Pool, table: str, workers: WorkerProcesses
+) -> None:
+    stuck = await enqueue(pool, {"block": True}, table=table)
+    others = [await enqueue(pool, {"n": n}, table=table) for n in range(20)]
+    victim = workers.start("victim", "serve", lease=1.0)
+
+    async def victim_started() -> bool:
+        return bool(
+            await pool.fetchval(
+                f"SELECT count(*) FROM {table}_executions WHERE job_id = $1 AND worker = 'victim'",
+                stuck,
+            )
+        )
+
+    await wait_until(victim_started, 30, "the victim to start the blocking job")
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    info = await get_job(pool, stuck, table=table)
+    assert info is not None and info.status == "running" and info.attempts == 1
+
+    rescuer = workers.start("rescuer", "serve", lease=1.0)
+
+    async def all_done() -> bool:
+        return (await counts(pool, table=table))["done"] == 21
+
+    await wait_until(all_done, 30, "every job to be done\n" + workers.logs())
+    rescuer.send_signal(signal.SIGTERM)  # graceful stop
+    assert await workers.wait("rescuer", timeout=10) == 0, workers.logs()
+    assert "done 21" in workers.log("rescuer")
+
+    info = await get_job(pool, stuck, table=table)
+    assert info is not None
+    assert (info.status, info.attempts, info.result["worker"]) == ("done", 2, "rescuer")
+    events = await pool.fetch(
+        f"SELECT job_id, worker, event FROM {table}_executions ORDER BY at, job_id"
+    )
+    stuck_events = [(r["worker"], r["event"]) for r in events if r["job_id"] == stuck]
+    assert stuck_events == [("victim", "started"), ("rescuer", "started"), ("rescuer", "finished")]
+    finished = [r["job_id"] for r in events if r["event"] == "finished"]
+    assert sorted(finished) == sorted([stuck, *others])  # nothing lost, nothing twice
+
+
+# --- one process: claims, leases, retries, stops ----------------------------------
+
+
+@pytest.mark.asyncio
+async def test_concurrent_claims_never_share_a_job(pool: asyncpg.Pool, table: str) -> None:
+    for n in range(10):
+        await enqueue(pool, {"n": n}, table=table)
+    claimed = await asyncio.gather(
+        *(claim(pool, worker_id=f"w{i}", table=table) for i in range(30))
+    )
+    jobs = [job for job in claimed if job is not None]
+    assert sorted(job.id for job in jobs) == list(range(1, 11))
+    assert await counts(pool, table=table) == {"queued": 0, "running": 10, "done": 0, "failed": 0}
+
+
+@pytest.mark.asyncio
+async def test_queues_are_separate(pool: asyncpg.Pool, table: str) -> None:
+    await enqueue(pool, {"n": 1}, queue="email", table=table)
+    assert await claim(pool, worker_id="w", queue="thumbnails", table=table) is None
+    job = await claim(pool, worker_id="w", queue="email", table=table)
+    assert job is not None and job.queue == "email"
+
+
+@pytest.mark.asyncio
+async def test_delayed_job_waits(pool: asyncpg.Pool, table: str) -> None:
+    await enqueue(pool, {"n": 1}, delay=0.5, table=table)
+    assert await claim(pool, worker_id="w", table=table) is None
+    await asyncio.sleep(0.6)
+    assert await claim(pool, worker_id="w", table=table) is not None
+
+
+@pytest.mark.asyncio
+async def test_stale_worker_cannot_touch_a_reclaimed_job(pool: asyncpg.Pool, table: str) -> None:
+    await enqueue(pool, {"n": 1}, table=table)
+    old = await claim(pool, worker_id="old", lease=0.2, table=table)
+    assert old is not None
+    await asyncio.sleep(0.3)
+    new = await claim(pool, worker_id="new", table=table)
+    assert new is not None and new.attempts == 2
+    assert await extend_lease(pool, old, table=table) is False
+    assert await complete(pool, old, "stale", table=table) is False
+    assert await fail(pool, old, "stale", table=table) is None
+    assert await release(pool, old, table=table) is False
+    assert await complete(pool, new, "fresh", table=table) is True
+    info = await get_job(pool, new.id, table=table)
+    assert info is not None and (info.status, info.result) == ("done", "fresh")
+
+
+@pytest.mark.asyncio
+async def test_worker_that_dies_on_the_last_attempt_fails_the_job(
+    pool: asyncpg.Pool, table: str
+) -> None:
+    job_id = await enqueue(pool, {"n": 1}, max_attempts=1, table=table)
+    assert await claim(pool, worker_id="doomed", lease=0.2, table=table) is not None
+    await asyncio.sleep(0.3)
+    assert await claim(pool, worker_id="next", table=table) is None
+    info = await get_job(pool, job_id, table=table)
+    assert info is not None and info.status == "failed"
+    assert info.last_error is not None and "doomed" in info.last_error
+
+
+@pytest.mark.asyncio
+async def test_failing_handler_is_retried_then_failed(pool: asyncpg.Pool, table: str) -> None:
+    calls: List[int] = []
+
+    async def always_broken(job: Job) -> None:
+        calls.append(job.attempts)
+        raise KeyError(f"missing {job.payload['key']}")
+
+    job_id = await enqueue(pool, {"key": "x"}, max_attempts=3, table=table)
+    worker = Worker(pool, always_broken, table=table, retry_delay=0.05, poll_interval=0.5)
+    task = asyncio.ensure_future(worker.run())
+
+    async def failed() -> bool:
+        info = await get_job(pool, job_id, table=table)
+        return info is not None and info.status == "failed"
+
+    await wait_until(failed, 15, "the job to fail for good")
+    worker.stop()
+    assert await asyncio.wait_for(task, 10) == 1
+    assert calls == [1, 2, 3]
+    info = await get_job(pool, job_id, table=table)
+    assert info is not None and info.last_error == "KeyError: 'missing x'"
+
+
+@pytest.mark.asyncio
+async def test_result_that_is_not_json_fails_the_attempt(pool: asyncpg.Pool, table: str) -> None:
+    async def returns_a_set(job: Job) -> Any:
+        return {1, 2}
+
+    job_id = await enqueue(pool, None, max_attempts=1, table=table)
+    assert await Worker(pool, returns_a_set, table=table).run(burst=True) == 1
+    info = await get_job(pool, job_id, table=table)
+    assert info is not None and info.status == "failed"
+    assert info.last_error is not None and info.last_error.startswith(
+        "TypeError: result is not JSON"
+    )
+
+
+@pytest.mark.asyncio
+async def test_plain_function_handler_fails_the_attempt(pool: asyncpg.Pool, table: str) -> None:
+    def not_async(job: Job) -> str:
+        return "oops"
+
+    job_id = await enqueue(pool, None, max_attempts=1, table=table)
+    assert await Worker(pool, not_async, table=table).run(burst=True) == 1  # type: ignore[arg-type]
+    info = await get_job(pool, job_id, table=table)
+    assert info is not None and info.status == "failed"
+    assert info.last_error is not None and info.last_error.startswith("TypeError")
+
+
+@pytest.mark.asyncio
+async def test_stop_lets_the_current_job_finish(pool: asyncpg.Pool, table: str) -> None:
+    started = asyncio.Event()
+
+    async def slow(job: Job) -> str:
+        started.set()
+        await asyncio.sleep(0.3)
+        return "finished"
+
+    job_id = await enqueue(pool, None, table=table)
+    await enqueue(pool, None, table=table)  # must stay queued
+    worker = Worker(pool, slow, table=table)
+    task = asyncio.ensure_future(worker.run())
+    await asyncio.wait_for(started.wait(), 10)
+    worker.stop()
+    assert await asyncio.wait_for(task, 10) == 1
+    info = await get_job(pool, job_id, table=table)
+    assert info is not None and info.result == "finished"
+    assert await counts(pool, table=table) == {"queued": 1, "running": 0, "done": 1, "failed": 0}
+
+
+@pytest.mark.asyncio
+async def test_cancelling_the_worker_releases_its_job(pool: asyncpg.Pool, table: str) -> None:
+    started = asyncio.Event()
+    outcome: List[str] = []
+
+    async def endless(job: Job) -> None:
+        started.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            outcome.append("handler cancelled")
+            raise
+
+    job_id = await enqueue(pool, None, table=table)
+    task = asyncio.ensure_future(Worker(pool, endless, table=table).run())
+    await asyncio.wait_for(started.wait(), 10)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert outcome == ["handler cancelled"]
+    info = await get_job(pool, job_id, table=table)
+    assert info is not None and (info.status, info.attempts) == ("queued", 0)
+    assert (
+        await pool.fetchval(f"SELECT lease_expires_at FROM {table} WHERE id = $1", job_id) is None
+    )
+
+
+@pytest.mark.asyncio
+async def test_stop_then_grace_deadline_releases_a_long_job(
+    pool: asyncpg.Pool, table: str
+) -> None:
+    started = asyncio.Event()
+
+    async def endless(job: Job) -> None:
+        started.set()
+        await asyncio.sleep(3600)
+
+    job_id = await enqueue(pool, None, table=table)
+    worker = Worker(pool, endless, table=table)
+    task = asyncio.ensure_future(worker.run())
+    await asyncio.wait_for(started.wait(), 10)
+    worker.stop()
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(task, 0.2)
+    info = await get_job(pool, job_id, table=table)
+    assert info is not None and info.status == "queued"
+
+
+@pytest.mark.asyncio
+async def test_long_job_keeps_its_lease(pool: asyncpg.Pool, table: str) -> None:
+    async def long(job: Job) -> str:
+        await asyncio.sleep(1.2)  # far longer than the lease: renewals keep it
+        return "kept"
+
+    job_id = await enqueue(pool, None, table=table)
+    worker = Worker(pool, long, table=table, lease=0.5)
+    task = asyncio.ensure_future(worker.run(burst=True))
+    await asyncio.sleep(0.8)  # past the first lease
+    assert await claim(pool, worker_id="thief", table=table) is None  # lease still valid
+    assert await asyncio.wait_for(task, 10) == 1
+    info = await get_job(pool, job_id, table=table)
+    assert info is not None and (info.status, info.attempts, info.result) == ("done", 1, "kept")
+
+
+@pytest.mark.asyncio
+async def test_handler_is_cancelled_when_its_lease_is_lost(pool: asyncpg.Pool, table: str) -> None:
+    started = asyncio.Event()
+    outcome: List[str] = []
+
+    async def endless(job: Job) -> None:
+        started.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            outcome.append("cancelled")
+            raise
+
+    job_id = await enqueue(pool, None, table=table)
+    worker = Worker(pool, endless, table=table, lease=0.6, poll_interval=0.5)
+    task = asyncio.ensure_future(worker.run())
+    await asyncio.wait_for(started.wait(), 10)
+    # Another worker steals the job (as if this one had been paused past its lease).
+    await pool.execute(f"UPDATE {table} SET lease_expires_at = now() WHERE id = $1", job_id)
+    thief = await claim(pool, worker_id="thief", table=table)
+    assert thief is not None and thief.attempts == 2
+
+    async def handler_cancelled() -> bool:
+        return outcome == ["cancelled"]
+
+    await wait_until(handler_cancelled, 10, "the handler to be cancelled")
+    assert await complete(pool, thief, "thief's", table=table)
+    worker.stop()
+    assert await asyncio.wait_for(task, 10) == 0
+    info = await get_job(pool, job_id, table=table)
+    assert info is not None and info.result == "thief's"
+
+
+@pytest.mark.asyncio
+async def test_notification_wakes_an_idle_worker(pool: asyncpg.Pool, table: str) -> None:
+    async def echo(job: Job) -> Any:
+        return job.payload
+
+    worker = Worker(pool, echo, table=table, poll_interval=60)
+    task = asyncio.ensure_future(worker.run())
+    try:
+        await asyncio.sleep(0.3)  # the worker found nothing and sleeps for up to 60 s
+        job_id = await enqueue(pool, {"wake": "up"}, table=table)
+
+        async def done() -> bool:
+            info = await get_job(pool, job_id, table=table)
+            return info is not None and info.status == "done"
+
+        await wait_until(done, 10, "the notification to wake the worker")
+    finally:
+        worker.stop()
+        await asyncio.wait_for(task, 10)
+
+
+@pytest.mark.asyncio
+async def test_worker_listens_again_after_losing_its_connection(
+    pool: asyncpg.Pool, table: str
+) -> None:
+    async def echo(job: Job) -> Any:
+        return job.payload
+
+    async def listener_pids() -> List[int]:
+        rows = await pool.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE query = $1",
+            f'LISTEN "{table}_wakeup"',
+        )
+        return [row["pid"] for row in rows]
+
+    worker = Worker(pool, echo, table=table, poll_interval=60)
+    task = asyncio.ensure_future(worker.run())
+    try:
+        await wait_until(listener_pids, 10, "the worker to listen")
+        (first,) = await listener_pids()
+        assert await pool.fetchval("SELECT pg_terminate_backend($1)", first)
+
+        async def listening_again() -> bool:
+            pids = await listener_pids()
+            return bool(pids) and first not in pids
+
+        await wait_until(listening_again, 10, "the worker to listen on a new connection")
+        job_id = await enqueue(pool, {"after": "reconnect"}, table=table)
+
+        async def done() -> bool:
+            info = await get_job(pool, job_id, table=table)
+            return info is not None and info.status == "done"
+
+        await wait_until(done, 10, "the notification on the new connection")
+    finally:
+        worker.stop()
+        await asyncio.wait_for(task, 10)
+
+
+@pytest.mark.asyncio
+async def test_polling_finds_jobs_that_sent_no_notification(
+    pool: asyncpg.Pool, table: str
+) -> None:
+    async def echo(job: Job) -> Any:
+        return job.payload
+
+    worker = Worker(pool, echo, table=table, poll_interval=0.3)
+    task = asyncio.ensure_future(worker.run())
+    try:
+        await asyncio.sleep(0.1)
+        job_id = await pool.fetchval(
+            f'INSERT INTO {table} (payload) VALUES (\'{{"by": "hand"}}\') RETURNING id'
+        )
+
+        async def done() -> bool:
+            info = await get_job(pool, job_id, table=table)
+            return info is not None and info.status == "done"
+
+        await wait_until(done, 10, "the poll to find the job")
+    finally:
+        worker.stop()
+        await asyncio.wait_for(task, 10)
+
+
+@pytest.mark.asyncio
+async def test_worker_survives_a_missing_table(postgres_dsn: str) -> None:
+    table = f"jobs_{uuid.uuid4().hex[:12]}"
+
+    async def echo(job: Job) -> Any:
+        return job.payload
+
+    async with asyncpg.create_pool(postgres_dsn, min_size=1, max_size=4) as p:
+        worker = Worker(p, echo, table=table, poll_interval=0.2)
+        task = asyncio.ensure_future(worker.run())
+        try:
+            await asyncio.sleep(0.3)  # claims fail with UndefinedTableError: logged, retried
+            assert not task.done()
+            await install(p, table=table)
+            job_id = await enqueue(p, {"late": True}, table=table)
+
+            async def done() -> bool:
+                info = await get_job(p, job_id, table=table)
+                return info is not None and info.status == "done"
+
+            await wait_until(done, 10, "the worker to recover")
+        finally:
+            worker.stop()
+            await asyncio.wait_for(task, 10)
+            await uninstall(p, table=table)
+
+
+# --- bad input ----------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_bad_input_is_refused_before_anything_is_written(
+    pool: asyncpg.Pool, table: str
+) -> None:
+    async def noop(job: Job) -> None:
+        return None
+
+    bad_calls: List[Any] = [
+        (lambda: enqueue(pool, {"x": object()}, table=table), TypeError, "not JSON serialisable"),
+        (lambda: enqueue(pool, float("nan"), table=table), ValueError, "not JSON serialisable"),
+        (lambda: enqueue(pool, {}, queue="", table=table), ValueError, "queue must be"),
+        (lambda: enqueue(pool, {}, max_attempts=0, table=table), ValueError, "max_attempts"),
+        (lambda: enqueue(pool, {}, max_attempts=True, table=table), ValueError, "max_attempts"),
+        (lambda: enqueue(pool, {}, delay=-1, table=table), ValueError, "delay must be"),
+        (lambda: enqueue(pool, {}, table="Jobs"), ValueError, "lowercase SQL name"),
+        (lambda: enqueue(pool, {}, table="x; DROP TABLE y"), ValueError, "lowercase SQL name"),
+        (lambda: install(pool, table=""), ValueError, "lowercase SQL name"),
+        (lambda: claim(pool, worker_id="", table=table), ValueError, "worker_id"),
+        (lambda: claim(pool, worker_id="w", lease=0, table=table), ValueError, "lease must be"),
+    ]
+    for call, exc_type, message in bad_calls:
+        with pytest.raises(exc_type, match=message):
+            await call()
+    assert await counts(pool, table=table) == {"queued": 0, "running": 0, "done": 0, "failed": 0}
+
+    fake = Job(id=1, queue="default", payload=None, attempts=1, max_attempts=3)
+    with pytest.raises(TypeError, match="result is not JSON"):
+        await complete(pool, fake, {1, 2}, table=table)
+    with pytest.raises(TypeError, match="error must be a str"):
+        await fail(pool, fake, ValueError("x"), table=table)  # type: ignore[arg-type]
+
+    with pytest.raises(TypeError, match=r"pool must be an asyncpg\.Pool"):
+        Worker(object(), noop)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="lease must be a positive number"):
+        Worker(pool, noop, lease=-1)
+    with pytest.raises(ValueError, match="poll_interval"):
+        Worker(pool, noop, poll_interval=0)
+    with pytest.raises(ValueError, match="lowercase SQL name"):
+        Worker(pool, noop, table="my-jobs")
+    with pytest.raises(TypeError, match="handler must be"):
+        Worker(pool, "not callable")  # type: ignore[arg-type]
+
+
+@pytest.mark.asyncio
+async def test_worker_needs_two_connections(postgres_dsn: str) -> None:
+    async def noop(job: Job) -> None:
+        return None
+
+    async with asyncpg.create_pool(postgres_dsn, min_size=1, max_size=1) as p:
+        with pytest.raises(ValueError, match="max_size >= 2"):
+            Worker(p, noop)
+
+
+@pytest.mark.asyncio
+async def test_worker_cannot_run_twice_at_once(pool: asyncpg.Pool, table: str) -> None:
+    async def noop(job: Job) -> None:
+        return None
+
+    worker = Worker(pool, noop, table=table, poll_interval=0.2)
+    task = asyncio.ensure_future(worker.run())
+    try:
+        await asyncio.sleep(0.05)
+        with pytest.raises(RuntimeError, match="already running"):
+            await worker.run()
+    finally:
+        worker.stop()
+        await asyncio.wait_for(task, 10)
+
+
+@pytest.mark.asyncio
+async def test_stop_before_run_returns_at_once(pool: asyncpg.Pool, table: str) -> None:
+    async def noop(job: Job) -> None:
+        return None
+
+    await enqueue(pool, None, table=table)
+    worker = Worker(pool, noop, table=table)
+    worker.stop()
+    assert await asyncio.wait_for(worker.run(), 10) == 0
+    assert (await counts(pool, table=table))["queued"] == 1
+    assert await asyncio.wait_for(worker.run(burst=True), 10) == 1  # the stop was used up
