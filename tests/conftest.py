@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterator, TypeVar
 
 import pytest
 import pytest_asyncio
@@ -70,3 +70,21 @@ async def demo_server() -> AsyncIterator[str]:
         yield f"http://127.0.0.1:{runner.addresses[0][1]}"
     finally:
         await runner.cleanup()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Iterator[None]:
+    """Close the spare loop pytest-asyncio 0.x (the last release for 3.8) leaves behind.
+
+    After each asyncio test it installs a fresh event loop that nobody closes;
+    the next ``asyncio.run()`` replaces it and the garbage collector later
+    reports "unclosed event loop" in an unrelated test.
+    """
+    yield
+    if not pytest_asyncio.__version__.startswith("0."):
+        return
+    policy = asyncio.get_event_loop_policy()
+    loop = getattr(getattr(policy, "_local", None), "_loop", None)
+    if loop is not None and not loop.is_running() and not loop.is_closed():
+        loop.close()
+        policy.set_event_loop(None)

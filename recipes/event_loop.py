@@ -1,0 +1,666 @@
+"""Everything asyncio does happens on an event loop: one thread that runs ready callbacks one
+after another, asks the operating system which sockets are ready for I/O, and fires timers when
+they fall due. A task is a callback that resumes its coroutine until the next ``await`` that has
+to wait; the coroutine then hands the thread back to the loop. Nothing runs in parallel, so
+anything that blocks the thread (``time.sleep``, a CPU-bound loop, a synchronous HTTP call)
+stops every other task. This chapter is about starting and stopping that loop correctly on
+Python 3.8 to 3.13: one entry point for a program, one loop for several top-level calls, the
+legacy ``get_event_loop()`` style and why it now warns, the error notebooks raise, the
+low-level scheduling calls that libraries still use, and the switches for debug mode.
+
+Starting a program with asyncio.run
+-----------------------------------
+
+A program needs exactly one place where synchronous code hands over to asynchronous code.
+:func:`asyncio.run` is that place: it creates a new loop, runs one coroutine to completion and
+returns its result or raises its exception.
+
+>>> import asyncio
+>>> async def main():
+...     await asyncio.sleep(0.01)
+...     return "done"
+>>> asyncio.run(main())
+'done'
+
+On the way out it tidies up whatever the coroutine left behind, in this order: it cancels the
+tasks that are still running and waits for them, so their ``finally`` blocks run; it finishes
+async generators that were not exhausted (``loop.shutdown_asyncgens()``); it joins the threads
+of the default executor used by ``run_in_executor`` and ``asyncio.to_thread``
+(``loop.shutdown_default_executor()``, 3.9+); and it closes the loop.
+
+>>> async def heartbeat():
+...     try:
+...         await asyncio.sleep(3600)
+...     finally:
+...         print("heartbeat cancelled, its cleanup ran")
+>>> async def main():
+...     background = asyncio.create_task(heartbeat())  # left running on purpose
+...     await asyncio.sleep(0)  # let it start
+...     return "main returned"
+>>> asyncio.run(main())
+heartbeat cancelled, its cleanup ran
+'main returned'
+
+That safety net is for mistakes; a program should still stop its own tasks in order.
+
+.. important::
+
+   Call :func:`asyncio.run` once, at the top of the program, not once per request or per
+   function. Each call makes a new loop and closes it at the end, and objects that belong to a
+   loop cannot move to the next one: futures, and everything built on them (locks, queues,
+   an aiohttp ``ClientSession``, an asyncpg pool). The second loop fails with ``RuntimeError:
+   Task ... got Future ... attached to a different loop`` or ``RuntimeError: Event loop is
+   closed``.
+
+   >>> async def start_job():
+   ...     loop = asyncio.get_running_loop()
+   ...     job = loop.create_future()
+   ...     loop.call_later(0.01, job.set_result, "job finished")
+   ...     return job
+   >>> async def finish(job):
+   ...     return await job
+   >>> job = asyncio.run(start_job())
+   >>> asyncio.run(finish(job))
+   Traceback (most recent call last):
+   ...
+   RuntimeError: Task <...> got Future <Future pending...> attached to a different loop
+
+.. versionchanged:: 3.9
+   :func:`asyncio.run` also shuts down the default executor. On 3.8 its threads are left to
+   finish on their own after the loop has closed.
+
+.. versionchanged:: 3.12
+   :func:`asyncio.run` takes ``loop_factory=`` to run on another loop implementation.
+
+Running several top-level calls on one loop
+-------------------------------------------
+
+Synchronous code that calls asynchronous code more than once (a command-line tool, a GUI
+callback, a worker of a job queue, a test) needs the loop, and everything bound to it, to
+survive between the calls. :class:`asyncio.Runner` keeps one loop open for several
+``run()`` calls and cleans up like :func:`asyncio.run` when the ``with`` block ends:
+
+>>> with asyncio.Runner() as runner:  # doctest: +PY311
+...     job = runner.run(start_job())
+...     print(runner.run(finish(job)))
+job finished
+
+On 3.8–3.10 use :class:`LoopRunner` from this module, which has the same interface and the same
+shutdown sequence (the ``taskgroup`` backport on PyPI also ships a ``Runner``). This example
+runs everywhere:
+
+>>> with LoopRunner() as runner:
+...     job = runner.run(start_job())
+...     print(runner.run(finish(job)))
+job finished
+
+.. versionadded:: 3.11
+   :class:`asyncio.Runner`. Prefer it where 3.11 is the oldest Python you support.
+
+Getting the loop from inside a coroutine
+----------------------------------------
+
+Code that needs the loop itself (to schedule a callback, create a future or hand work to a
+thread) asks for it with :func:`asyncio.get_running_loop` at the point of use, instead of
+keeping a loop in a global or passing ``loop=`` around:
+
+>>> loop = asyncio.get_running_loop()
+>>> loop.is_running()
+True
+
+It works only on the loop's own thread, while the loop runs. Anywhere else (module level, a
+worker thread, synchronous code after the loop has stopped) there is no running loop:
+
+>>> await loop.run_in_executor(None, asyncio.get_running_loop)
+Traceback (most recent call last):
+...
+RuntimeError: no running event loop
+
+Migrating from get_event_loop() and run_until_complete()
+--------------------------------------------------------
+
+Code written before :func:`asyncio.run` existed starts its loop like this::
+
+    loop = asyncio.get_event_loop()
+    loop.run_until_complete(main())
+
+Outside a coroutine, ``asyncio.get_event_loop()`` returns the loop set with
+``asyncio.set_event_loop()``. If none was set, what happens depends on the Python version:
+
+* 3.8–3.11: in the main thread it silently creates a loop and sets it, which nobody closes.
+* 3.12–3.13: the same, but with ``DeprecationWarning: There is no current event loop``.
+* 3.14: it raises ``RuntimeError: There is no current event loop in thread 'MainThread'.``
+* Every version raises that ``RuntimeError`` in other threads, and also in the main thread
+  once ``asyncio.set_event_loop(None)`` has run, which :func:`asyncio.run` does on its way out.
+  Legacy code placed after an :func:`asyncio.run` call therefore fails everywhere.
+
+Inside a coroutine or a callback it returns the running loop on every version, without a
+warning, exactly like :func:`asyncio.get_running_loop`.
+
+Here is a one-line legacy script run with warnings turned into errors, as a test suite runs
+it. On 3.12 and later it fails; the last line of its error output names the
+``DeprecationWarning`` (3.12–3.13) or the ``RuntimeError`` (3.14):
+
+>>> import subprocess, sys
+>>> script = "import asyncio; asyncio.get_event_loop().close()"
+>>> done = subprocess.run(
+...     [sys.executable, "-W", "error", "-c", script], capture_output=True, text=True, timeout=60
+... )
+>>> print("exit status", done.returncode, "-", done.stderr.splitlines()[-1])  # doctest: +PY312
+exit status 1 - ...: There is no current event loop...
+
+.. important::
+
+   ``loop = asyncio.get_event_loop()`` at module level does not prepare the loop that
+   :func:`asyncio.run` will use: :func:`asyncio.run` always makes a new one. Settings applied
+   to the old loop (``set_debug``, an exception handler) are lost, and the old loop is never
+   closed, so ``-X dev`` reports ``ResourceWarning: unclosed event loop``.
+
+The replacement is :func:`asyncio.run` (or :class:`LoopRunner` for several calls). Where the
+loop object itself is needed, create it explicitly and close it in ``finally``; this runs the
+same on every version:
+
+>>> async def answer():
+...     await asyncio.sleep(0)
+...     return 42
+>>> loop = asyncio.new_event_loop()
+>>> try:
+...     print(loop.run_until_complete(answer()))
+... finally:
+...     loop.close()
+42
+
+A legacy library that calls ``asyncio.get_event_loop()`` from synchronous code keeps working,
+without warnings, if the loop is set as the current one while it runs:
+
+>>> loop = asyncio.new_event_loop()
+>>> asyncio.set_event_loop(loop)
+>>> try:
+...     print(asyncio.get_event_loop() is loop)
+... finally:
+...     asyncio.set_event_loop(None)
+...     loop.close()
+True
+
+.. versionchanged:: 3.12
+   ``asyncio.get_event_loop()`` emits :exc:`DeprecationWarning` when it would create a loop.
+   The early bug-fix releases 3.10.0–3.10.9 and 3.11.0–3.11.1 also warned (3.10.0–3.10.8 and
+   3.11.0 even when a loop had been set); later 3.10 and 3.11 releases do not warn.
+
+.. versionchanged:: 3.14
+   It raises :exc:`RuntimeError` instead of creating a loop, and the event loop policy system
+   (``set_event_loop_policy``) is deprecated.
+
+Calling asyncio.run from a running loop (notebooks, the asyncio REPL)
+---------------------------------------------------------------------
+
+Jupyter, IPython and ``python -m asyncio`` already run an event loop, and so does any code
+inside a coroutine. Calling :func:`asyncio.run` there fails, because one thread cannot run two
+loops at once:
+
+>>> async def notebook_cell():
+...     coro = answer()
+...     try:
+...         asyncio.run(coro)
+...     except RuntimeError as exc:
+...         coro.close()  # it never started: close it, or it warns "never awaited"
+...         print(exc)
+>>> await notebook_cell()
+asyncio.run() cannot be called from a running event loop
+
+In a notebook cell or the asyncio REPL, await the coroutine directly: top-level ``await``
+works there.
+
+>>> await answer()
+42
+
+When synchronous code that must return a value (a library function, a callback of a framework
+you do not control) is reached from a running loop, :func:`run_in_new_thread` runs the
+coroutine on a fresh loop in a new thread and waits for it:
+
+>>> run_in_new_thread(answer())
+42
+
+.. important::
+
+   :func:`run_in_new_thread` blocks the calling thread, and therefore the caller's event loop,
+   until the coroutine finishes. Use it at the edge between synchronous and asynchronous code,
+   never inside a coroutine that could simply ``await``. Patching asyncio to allow nested
+   loops (the ``nest_asyncio`` package) is a global change with its own failure modes; a
+   thread keeps the two loops independent.
+
+Scheduling callbacks: call_soon, call_later and call_at
+-------------------------------------------------------
+
+Under tasks and futures the loop runs plain callbacks. ``loop.call_soon`` queues one for the
+next iteration, ``loop.call_later`` after a delay in seconds, and ``loop.call_at`` at an
+absolute time on the loop's own clock (``loop.time()``, not ``time.time()``):
+
+>>> async def schedule_three():
+...     loop = asyncio.get_running_loop()
+...     fired = []
+...     loop.call_later(0.2, fired.append, "call_later(0.2)")
+...     loop.call_at(loop.time() + 0.1, fired.append, "call_at(now + 0.1)")
+...     loop.call_soon(fired.append, "call_soon")
+...     await asyncio.sleep(0.3)
+...     return fired
+>>> await schedule_three()
+['call_soon', 'call_at(now + 0.1)', 'call_later(0.2)']
+
+Each returns a handle whose ``cancel()`` unschedules the callback:
+
+>>> loop = asyncio.get_running_loop()
+>>> handle = loop.call_later(10, print, "never printed")
+>>> handle.cancel()
+>>> handle.cancelled()
+True
+
+.. important::
+
+   Callbacks are plain functions, and their return value is thrown away. Passing a coroutine
+   function makes the loop call it and drop the coroutine, which surfaces much later as
+   ``RuntimeWarning: coroutine '...' was never awaited``; only debug mode turns the mistake
+   into ``TypeError: coroutines cannot be used with call_soon()`` at the call. To run a
+   coroutine, create a task (and keep a reference to it).
+
+Crossing threads: run_in_executor and call_soon_threadsafe
+----------------------------------------------------------
+
+Blocking work goes to a thread pool with ``loop.run_in_executor(None, func, *args)``, which
+returns an awaitable; use ``functools.partial`` for keyword arguments. (3.9+ has the shorter
+``asyncio.to_thread(func, *args, **kwargs)``.)
+
+>>> import hashlib
+>>> def checksum(data):
+...     return hashlib.sha256(data).hexdigest()[:12]
+>>> await loop.run_in_executor(None, checksum, b"cookbook")
+'ec134bf7bda5'
+
+The other direction, a thread handing a result to the loop, must go through
+``loop.call_soon_threadsafe``: it is the only loop method that is safe to call from another
+thread, and it wakes the loop up. Here a worker thread fills in a future that a coroutine
+awaits:
+
+>>> import threading
+>>> result = loop.create_future()
+>>> def worker():
+...     total = sum(range(1000))  # stands for blocking work
+...     loop.call_soon_threadsafe(result.set_result, total)
+>>> thread = threading.Thread(target=worker)
+>>> thread.start()
+>>> await asyncio.wait_for(result, timeout=5)
+499500
+>>> thread.join()
+
+To run a whole coroutine from another thread and get its result back, use
+:func:`asyncio.run_coroutine_threadsafe`, which returns a :class:`concurrent.futures.Future`.
+
+Turning on debug mode
+---------------------
+
+Debug mode makes the loop check for common mistakes: callbacks that hold the thread for more
+than 100 ms are logged, never-awaited coroutines report where they were created, and loop
+methods called from the wrong thread raise. It is off by default because the checks cost
+time. Four ways to turn it on, from the most local to the most global:
+
+* ``loop.set_debug(True)`` on a loop you hold (for example the running one);
+* ``asyncio.run(main(), debug=True)``, or ``asyncio.Runner(debug=True)`` /
+  ``LoopRunner(debug=True)``;
+* the environment variable ``PYTHONASYNCIODEBUG=1``;
+* Python's development mode, ``python -X dev`` (it also shows ``ResourceWarning``).
+
+>>> async def debug_enabled():
+...     return asyncio.get_running_loop().get_debug()
+>>> asyncio.run(debug_enabled(), debug=True)
+True
+
+The chapter "Debugging asyncio" shows what debug mode reports and how to read it.
+
+A short session
+---------------
+
+A command-line tool that keeps one loop for its whole life and blocks on each call:
+
+>>> async def fetch_setting(name):
+...     await asyncio.sleep(0.01)  # stands for a network call
+...     return {"retries": 3, "timeout": 5.0}[name]
+>>> with LoopRunner() as runner:
+...     retries = runner.run(fetch_setting("retries"))
+...     timeout = runner.run(fetch_setting("timeout"))
+>>> print(retries, timeout)
+3 5.0
+>>> runner.get_loop()
+Traceback (most recent call last):
+...
+RuntimeError: LoopRunner is closed
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextvars
+import sys
+import threading
+from typing import Any, Callable, Coroutine, List, Optional, Tuple, Type, TypeVar
+
+__all__ = ["LoopRunner", "run_in_new_thread"]
+
+T = TypeVar("T")
+
+# How long close() waits for the default executor's threads on 3.12+ (asyncio.Runner's value);
+# 3.9-3.11 and loops that do not derive from asyncio.BaseEventLoop wait without a limit.
+_EXECUTOR_SHUTDOWN_TIMEOUT = 300.0
+
+
+def _has_running_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+class LoopRunner:
+    """Run several coroutines, one after another, on one event loop that closes cleanly.
+
+    A copy of :class:`asyncio.Runner` (3.11+) for Python 3.8–3.13. Use it as a context manager;
+    every :meth:`run` call uses the same loop, so objects bound to the loop (futures, sessions,
+    pools, scheduled callbacks) survive from one call to the next:
+
+    >>> async def double(x):
+    ...     await asyncio.sleep(0)
+    ...     return 2 * x
+    >>> with LoopRunner() as runner:
+    ...     print(runner.run(double(1)), runner.run(double(2)))
+    2 4
+
+    Leaving the ``with`` block (or calling :meth:`close`) shuts down like :func:`asyncio.run`:
+    tasks still running are cancelled and awaited, so their cleanup runs, then async
+    generators and the default executor are shut down and the loop is closed:
+
+    >>> async def poll_forever():
+    ...     try:
+    ...         await asyncio.sleep(3600)
+    ...     finally:
+    ...         print("poller stopped")
+    >>> async def start_poller():
+    ...     return asyncio.create_task(poll_forever())
+    >>> with LoopRunner() as runner:
+    ...     poller = runner.run(start_poller())
+    ...     runner.run(asyncio.sleep(0))
+    poller stopped
+    >>> poller.cancelled()
+    True
+
+    ``debug=True`` turns on the loop's debug mode (``None`` leaves the default, which honours
+    ``PYTHONASYNCIODEBUG`` and ``-X dev``). ``loop_factory`` makes the loop, for example an
+    ``uvloop`` loop; without it a new default loop is created and set as the current loop while
+    the runner is open, as :class:`asyncio.Runner` does:
+
+    >>> async def debug_enabled():
+    ...     return asyncio.get_running_loop().get_debug()
+    >>> with LoopRunner(debug=True) as runner:
+    ...     print(runner.run(debug_enabled()))
+    True
+
+    Differences from :class:`asyncio.Runner`: Ctrl-C is not turned into cancellation of the
+    running coroutine (``KeyboardInterrupt`` propagates out of :meth:`run`, as it did from
+    :func:`asyncio.run` before 3.11, and closing still cancels and awaits leftover tasks), and
+    on 3.8–3.10 each :meth:`run` starts from a copy of the runner's ``contextvars`` context, so
+    a context variable set in one call is not seen by the next (on 3.11+ it is, as with
+    :class:`asyncio.Runner`).
+    """
+
+    def __init__(
+        self,
+        *,
+        debug: Optional[bool] = None,
+        loop_factory: Optional[Callable[[], asyncio.AbstractEventLoop]] = None,
+    ) -> None:
+        if loop_factory is not None and not callable(loop_factory):
+            raise TypeError(f"loop_factory must be callable, got {loop_factory!r}")
+        self._debug = debug
+        self._loop_factory = loop_factory
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._context: Optional[contextvars.Context] = None
+        self._closed = False
+        self._set_event_loop = False
+
+    def __enter__(self) -> LoopRunner:
+        self._lazy_init()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        traceback: object,
+    ) -> None:
+        self.close()
+
+    def _lazy_init(self) -> asyncio.AbstractEventLoop:
+        if self._closed:
+            raise RuntimeError("LoopRunner is closed")
+        if self._loop is not None:
+            return self._loop
+        if self._loop_factory is None:
+            loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
+            self._set_event_loop = True
+        else:
+            loop = self._loop_factory()
+        if self._debug is not None:
+            loop.set_debug(self._debug)
+        self._loop = loop
+        self._context = contextvars.copy_context()
+        return loop
+
+    def get_loop(self) -> asyncio.AbstractEventLoop:
+        """Return the runner's loop, creating it on first use.
+
+        >>> async def current_loop():
+        ...     return asyncio.get_running_loop()
+        >>> with LoopRunner() as runner:
+        ...     print(runner.get_loop() is runner.run(current_loop()))
+        True
+
+        After :meth:`close` the loop is gone:
+
+        >>> runner.get_loop()
+        Traceback (most recent call last):
+        ...
+        RuntimeError: LoopRunner is closed
+        """
+        return self._lazy_init()
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` to completion on the runner's loop and return its result.
+
+        >>> async def greet(name):
+        ...     await asyncio.sleep(0)
+        ...     return f"hello, {name}"
+        >>> with LoopRunner() as runner:
+        ...     print(runner.run(greet("loop")))
+        hello, loop
+
+        An exception raised by the coroutine propagates; the runner stays usable:
+
+        >>> async def fail():
+        ...     raise ValueError("bad input")
+        >>> with LoopRunner() as runner:
+        ...     try:
+        ...         runner.run(fail())
+        ...     except ValueError as exc:
+        ...         print("caught:", exc)
+        ...     print(runner.run(greet("again")))
+        caught: bad input
+        hello, again
+
+        Anything but a coroutine object is rejected with :exc:`ValueError` (as
+        :class:`asyncio.Runner` does), and calling it from a running loop raises
+        :exc:`RuntimeError`; in both cases a coroutine passed in is closed, so it does not
+        also warn that it was never awaited.
+        """
+        if not asyncio.iscoroutine(coro):
+            raise ValueError(f"a coroutine was expected, got {coro!r}")
+        if _has_running_loop():
+            coro.close()
+            raise RuntimeError("LoopRunner.run() cannot be called from a running event loop")
+        try:
+            loop = self._lazy_init()
+        except BaseException:
+            coro.close()
+            raise
+        context = self._context
+        assert context is not None  # set together with the loop
+        if sys.version_info >= (3, 11):
+            task = loop.create_task(coro, context=context)
+        else:
+            task = context.run(loop.create_task, coro)
+        return loop.run_until_complete(task)
+
+    def close(self) -> None:
+        """Cancel leftover tasks, shut down async generators and the executor, close the loop.
+
+        Use it in ``finally`` when a ``with`` block does not fit. Calling it again does
+        nothing, and a runner that never made its loop just becomes closed:
+
+        >>> runner = LoopRunner()
+        >>> try:
+        ...     loop = runner.get_loop()
+        ...     runner.run(asyncio.sleep(0))
+        ... finally:
+        ...     runner.close()
+        >>> runner.close()
+        >>> loop.is_closed()
+        True
+
+        It needs to run the loop, so it raises :exc:`RuntimeError` when called from a
+        coroutine, and leaves the runner open for a later call from synchronous code.
+        """
+        if self._closed:
+            return
+        loop = self._loop
+        if loop is None:
+            self._closed = True
+            return
+        if loop.is_running() or _has_running_loop():
+            raise RuntimeError("LoopRunner.close() cannot be called from a running event loop")
+        try:
+            _cancel_leftover_tasks(loop)
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            if sys.version_info >= (3, 12) and isinstance(loop, asyncio.BaseEventLoop):
+                timeout = _EXECUTOR_SHUTDOWN_TIMEOUT
+                loop.run_until_complete(loop.shutdown_default_executor(timeout))
+            elif sys.version_info >= (3, 9):
+                loop.run_until_complete(loop.shutdown_default_executor())
+        finally:
+            if self._set_event_loop:
+                asyncio.set_event_loop(None)
+            loop.close()
+            self._loop = None
+            self._closed = True
+
+
+def _cancel_leftover_tasks(loop: asyncio.AbstractEventLoop) -> None:
+    leftovers = [task for task in asyncio.all_tasks(loop) if not task.done()]
+    if not leftovers:
+        return
+    for task in leftovers:
+        task.cancel()
+    loop.run_until_complete(asyncio.gather(*leftovers, return_exceptions=True))
+    for task in leftovers:
+        if task.cancelled():
+            continue
+        exc = task.exception()
+        if exc is not None:
+            loop.call_exception_handler(
+                {
+                    "message": "unhandled exception during LoopRunner shutdown",
+                    "exception": exc,
+                    "task": task,
+                }
+            )
+
+
+def run_in_new_thread(
+    coro: Coroutine[Any, Any, T],
+    *,
+    timeout: Optional[float] = None,
+    debug: Optional[bool] = None,
+) -> T:
+    """Run ``coro`` on a fresh event loop in a new thread and block until it returns.
+
+    For synchronous code that must produce a value but may be reached from a running loop,
+    where :func:`asyncio.run` raises ``RuntimeError: asyncio.run() cannot be called from a
+    running event loop`` (a Jupyter cell, the asyncio REPL, a framework callback):
+
+    >>> async def add(a, b):
+    ...     await asyncio.sleep(0.01)
+    ...     return a + b
+    >>> run_in_new_thread(add(2, 3))
+    5
+
+    The coroutine's exception is re-raised in the caller. ``timeout`` (seconds) cancels the
+    coroutine, lets its cleanup run and raises :exc:`asyncio.TimeoutError` (the built-in
+    :exc:`TimeoutError` on 3.11+):
+
+    >>> async def slow():
+    ...     await asyncio.sleep(10)
+    >>> run_in_new_thread(slow(), timeout=0.01)  # doctest: +IGNORE_EXCEPTION_DETAIL
+    Traceback (most recent call last):
+    ...
+    TimeoutError
+
+    The thread's loop is closed like :func:`asyncio.run` closes its loop, ``debug`` sets its
+    debug mode, and the caller's ``contextvars`` are visible to the coroutine. If the caller
+    is interrupted while waiting (Ctrl-C), the coroutine is cancelled before the exception
+    propagates. The caller's thread, and any loop running on it, is blocked until the
+    coroutine finishes, so keep this at the boundary between synchronous and asynchronous
+    code.
+    """
+    if not asyncio.iscoroutine(coro):
+        raise TypeError(f"run_in_new_thread() expects a coroutine object, got {coro!r}")
+    if timeout is not None and not timeout > 0:
+        coro.close()
+        raise ValueError(f"timeout must be a positive number of seconds or None, got {timeout!r}")
+
+    outcome: concurrent.futures.Future[T] = concurrent.futures.Future()
+    running: List[Tuple[asyncio.AbstractEventLoop, asyncio.Task[Any]]] = []
+    abandoned = threading.Event()
+
+    async def supervised() -> T:
+        task = asyncio.current_task()
+        if task is not None:
+            running.append((asyncio.get_running_loop(), task))
+        if abandoned.is_set():  # the caller gave up before the loop started
+            coro.close()
+            raise asyncio.CancelledError
+        if timeout is None:
+            return await coro
+        return await asyncio.wait_for(coro, timeout)
+
+    def target() -> None:
+        try:
+            with LoopRunner(debug=debug) as runner:
+                value = runner.run(supervised())
+        except BaseException as exc:  # handed over to the caller, which re-raises it
+            outcome.set_exception(exc)
+        else:
+            outcome.set_result(value)
+
+    context = contextvars.copy_context()
+    thread = threading.Thread(target=context.run, args=(target,), name="run_in_new_thread")
+    thread.start()
+    try:
+        thread.join()
+    except BaseException:  # e.g. KeyboardInterrupt in the caller: stop the coroutine too
+        abandoned.set()
+        for loop, task in running:
+            try:
+                loop.call_soon_threadsafe(task.cancel)
+            except RuntimeError:  # that loop has already closed
+                pass
+        raise
+    return outcome.result()
