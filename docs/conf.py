@@ -164,13 +164,55 @@ def _version_gates() -> str:
     return "\n".join(out) + "\n"
 
 
+def _benchmark_figures() -> str:
+    """reST for every benchmark result file in _static/benchmarks/ (from benchmarks/run_all.py)."""
+    import json
+
+    out = []
+    for path in sorted((DOCS / "_static" / "benchmarks").glob("*.json")):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        title = str(data.get("title") or data["benchmark"])
+        out += [title, "-" * len(title), ""]
+        if data.get("description"):
+            out += [str(data["description"]), ""]
+        out += [
+            f"Measured with ``benchmarks/{path.stem}.py`` on Python {data['python']}"
+            + (f", {data['measured']}" if data.get("measured") else "")
+            + ".",
+            "",
+            ".. list-table::",
+            "   :header-rows: 1",
+            "   :widths: 60 20 20",
+            "",
+            "   * - Measurement",
+            "     - Value",
+            "     - Unit",
+        ]
+        for row in data["results"]:
+            out += [f"   * - {row['name']}", f"     - {row['value']:,.4g}", f"     - {row['unit']}"]
+        out.append("")
+        if data.get("ratios"):
+            out += ["**Ratios** (measured in the same run):", ""]
+            out += [f"- {name}: **{value:,.3g}**" for name, value in data["ratios"].items()]
+            out.append("")
+        image = path.with_suffix(".png")
+        if image.exists():
+            out += [f".. image:: _static/benchmarks/{image.name}", f"   :alt: {title}", ""]
+    if not out:
+        out = ["No benchmark results are stored yet: run ``tox -e bench``.", ""]
+    return "\n".join(out) + "\n"
+
+
 def _write_generated(app: object) -> None:
     generated = DOCS / "_generated"
     generated.mkdir(exist_ok=True)
-    target = generated / "version_gates.rst"
-    content = _version_gates()
-    if not target.exists() or target.read_text(encoding="utf-8") != content:
-        target.write_text(content, encoding="utf-8")
+    for name, content in (
+        ("version_gates.rst", _version_gates()),
+        ("benchmarks.rst", _benchmark_figures()),
+    ):
+        target = generated / name
+        if not target.exists() or target.read_text(encoding="utf-8") != content:
+            target.write_text(content, encoding="utf-8")
 
 
 def setup(app: object) -> None:

@@ -1,0 +1,1132 @@
+"""A production-grade web crawler.
+
+A crawler looks like the perfect first asyncio program: fetch a page, find its
+links, fetch those too, all at once.  The short version fits in fifteen lines
+and falls over on the first real site.  It starts a request for every link it
+meets, so a large site opens thousands of sockets; two tasks that find the
+same link both fetch it; one bad page ends the whole run; a slow server hangs
+it; a 50 MB "page" fills the memory; and the CPU-bound HTML parsing freezes
+every other task while it runs.  This chapter builds :func:`crawl`, a crawler
+that fixes each of these with a plain asyncio pattern: a fixed pool of worker
+tasks fed by an :class:`asyncio.Queue`, a seen-set claimed before any
+``await``, timeouts and size caps on every request, robots.txt, redirects
+followed by hand, parsing in a thread, and a clean shutdown when it finishes,
+fails or is cancelled.  It needs ``aiohttp`` and ``beautifulsoup4``:
+``pip install aiohttp beautifulsoup4`` (or ``pip install
+asyncio-cookbook[crawler]``).
+
+The examples crawl a small local site (``tests/crawl_site.py``) that the demo
+server mounts under ``/site``; ``base_url`` below is something like
+``http://127.0.0.1:8080``.  The site has everything a crawler meets in the
+wild: cycles, fragments, off-site links, error pages, a page slower than the
+timeout, an image, tag soup, redirect chains and loops, and a 6 MiB page.
+
+Crawling a site
+---------------
+
+Give :func:`crawl` a start URL; it follows links on the same host up to
+``max_depth`` links away and returns a :class:`CrawlResult`.  ``visited``
+holds the pages that were fetched and parsed as HTML:
+
+>>> result = await crawl(f"{base_url}/site/", timeout=0.5)
+>>> def show(urls):
+...     for url in sorted(urls):
+...         print(url.replace(base_url, ""))
+>>> show(result.visited)
+/site/
+/site/about.html
+/site/blog/
+/site/blog/first-post.html
+/site/blog/second-post.html
+/site/contact.html
+/site/notes.html
+/site/private/
+/site/private/secret.html
+/site/tag-soup.html
+
+Every page that failed is in ``errors`` with a short reason, and the others
+are unaffected by it:
+
+>>> for url, reason in result.errors.items():
+...     print(f"{url.replace(base_url, ''):20} {reason}")
+/site/away.html      redirect off-site
+/site/broken.html    HTTP 500
+/site/data.json      not HTML
+/site/huge.html      too large
+/site/logo.png       not HTML
+/site/loop-a.html    redirect loop
+/site/loop-b.html    redirect loop
+/site/missing.html   HTTP 404
+/site/slow.html      timeout
+
+The links to ``http://elsewhere.invalid/``, to another port of the same
+host, and the ``mailto:`` and ``javascript:`` links on the home page were
+never requested.
+
+Running a fixed pool of workers
+-------------------------------
+
+The tempting design is recursive: ``crawl_page`` fetches a page and then
+``await asyncio.gather(*(crawl_page(link) for link in links))``.  Nothing
+bounds it.  A page with 200 links starts 200 requests, each of those starts
+200 more, and the program runs out of sockets or gets banned by the server
+long before it runs out of pages.  :func:`crawl` instead starts exactly
+``concurrency`` worker tasks that take URLs from an :class:`asyncio.Queue`.
+A worker puts the links it finds back on the queue, so the amount of work
+can grow but the number of requests in flight never exceeds the number of
+workers.  When :meth:`asyncio.Queue.join` returns, every queued URL has been
+handled, and the workers, which loop forever, are cancelled and awaited.
+
+.. important::
+
+   The unbounded version fails with ``OSError: [Errno 24] Too many open
+   files`` on a large site, or with a storm of timeouts once the connection
+   pool is exhausted.  And workers that are not cancelled and awaited when the
+   crawl ends are reported at exit as ``Task was destroyed but it is
+   pending!``.
+
+:meth:`asyncio.Queue.join` has a trap of its own: it waits for
+:meth:`~asyncio.Queue.task_done` calls, and a worker that dies of an
+unexpected exception makes none, so ``join()`` waits forever.  :func:`crawl`
+waits for the join *or* the first worker to finish (a worker only finishes
+by failing) and re-raises that failure.
+
+.. versionadded:: 3.13
+
+   :meth:`asyncio.Queue.shutdown` ends the workers' ``get()`` calls with
+   ``asyncio.QueueShutDown`` instead of a cancellation.  Cancelling the
+   workers, as here, works on every version.
+
+Fetching each page once
+-----------------------
+
+The classic duplicate-fetch bug checks ``if url not in visited``, awaits the
+fetch, and only then adds ``url`` to ``visited``.  Between the check and the
+add, another task finds the same link, passes the same check and fetches the
+page again.  :func:`crawl` *claims* a URL (puts it in its seen-set) in the
+same synchronous step as the check, before anything is awaited, so no two
+workers can ever hold the same URL.
+
+A page has many spellings, so links are first resolved against the page's
+URL (and its ``<base href>``), and then reduced to one spelling by
+:func:`normalize_url`: lower-case scheme and host, no default port, no
+fragment, ``/`` for an empty path.  On the example site, ``about.html``,
+``about.html#team`` and ``HTTP://127.0.0.1:.../site/about.html#contact``
+are one page, fetched once.
+
+Limiting depth, pages and hosts
+-------------------------------
+
+The start page has depth 0, the pages it links to depth 1, and so on; pages
+up to ``max_depth`` links away are fetched (counted along the shortest path,
+even when a longer path reaches a page first).  ``max_pages`` caps the
+number of URLs the crawler takes on, failures included.  With one worker the
+order is predictable, so three pages are the home page and its first two
+links:
+
+>>> result = await crawl(f"{base_url}/site/", max_pages=3, concurrency=1)
+>>> show(result.visited)
+/site/
+/site/about.html
+/site/blog/
+
+Only ``http`` and ``https`` links to the start URL's host and port are
+followed; ``allowed_hosts`` adds others (``{"docs.example.com",
+"example.com:8443"}``: a host name alone allows every port).  A redirect is
+checked against the same rules as a link.
+
+Respecting robots.txt
+---------------------
+
+Before the first request to a host, :func:`crawl` fetches that host's
+``/robots.txt`` once (one lock per host keeps concurrent workers from
+fetching it twice) and asks :class:`urllib.robotparser.RobotFileParser`
+about every URL.  A disallowed URL is not requested; its error is ``blocked
+by robots.txt``.  A missing robots.txt (a 4xx status) allows everything, as
+RFC 9309 says, except that 401 and 403, a file locked away, are read as
+"disallow everything", the cautious choice that
+:mod:`urllib.robotparser` makes too.  A 5xx status, a timeout or a
+connection error also disallow everything on that host: RFC 9309 treats an
+unreachable robots.txt as a complete disallow, since the site may be in
+trouble.  ``respect_robots=False`` skips all of it, for
+your own sites.  (The demo server has no robots.txt, so above everything,
+``/site/private/`` included, was allowed.)
+
+.. important::
+
+   :meth:`RobotFileParser.read() <urllib.robotparser.RobotFileParser.read>`
+   downloads with :mod:`urllib.request`, which blocks the whole event loop
+   for as long as the server takes to answer, and has no timeout.  Download
+   the file with the crawler's own session, as here, and hand the text to
+   :meth:`~urllib.robotparser.RobotFileParser.parse`.  ``Crawl-delay`` is not
+   honoured; add a per-host pause if the sites you crawl ask for one.
+
+Bounding every request
+----------------------
+
+Each request has a total timeout (``timeout`` seconds, an
+:class:`aiohttp.ClientTimeout` covering connecting, the headers and the
+body), so a server that stops answering costs ``timeout`` and no more:
+``/site/slow.html`` above ended as ``timeout`` after 0.5 seconds.  Bodies
+are read in chunks and abandoned once they pass ``max_bytes`` (5 MiB by
+default; the count is of decompressed bytes, so a small gzip bomb is caught
+too): the 6 MiB page ended as ``too large``.  Only ``text/html`` answers are
+read at all (``not HTML``), and any status other than 2xx or a redirect is
+an error (``HTTP 404``).
+
+Following redirects by hand
+---------------------------
+
+aiohttp follows redirects on its own, but it would follow them to any host,
+fetch pages the crawler has already seen, and hand back the final page as
+if it lived at the URL of the link.
+:func:`crawl` asks for ``allow_redirects=False`` and handles each hop like a
+link: the target must pass the host rules and robots.txt, it is claimed
+in the seen-set (so it is fetched once, even when it is also linked
+directly), and at most ``max_redirects`` hops are followed from one URL.
+``redirects`` maps each redirecting URL to its target:
+
+>>> result = await crawl(f"{base_url}/site/moved.html", max_depth=0)
+>>> for source, target in result.redirects.items():
+...     print(source.replace(base_url, ""), "->", target.replace(base_url, ""))
+/site/moved-again.html -> /site/contact.html
+/site/moved.html -> /site/moved-again.html
+>>> show(result.visited)
+/site/contact.html
+
+A chain that comes back to where it started (``/loop-a.html`` to
+``/loop-b.html`` and back, above) ends in ``redirect loop`` for each URL on
+it, and a redirect to another host in ``redirect off-site``.
+
+Parsing off the event loop
+--------------------------
+
+BeautifulSoup is pure Python: parsing a large page takes tens of
+milliseconds of CPU, and during that time no other task runs, no response is
+read, and timeouts of other requests fire because of the crawler's own
+slowness.  :func:`crawl` parses each page with :func:`extract_links` in the
+loop's default thread pool (:meth:`loop.run_in_executor()
+<asyncio.loop.run_in_executor>`), so the loop keeps serving the other
+workers while a page is parsed.  The GIL still lets only one thread run
+Python code at a time: threads keep the loop responsive, they do not make
+parsing faster.  When parsing dominates, pass a
+:class:`concurrent.futures.ProcessPoolExecutor` as ``executor``: the pages
+are then parsed in other processes, on other cores.
+
+.. important::
+
+   In debug mode (``PYTHONASYNCIODEBUG=1`` or ``asyncio.run(...,
+   debug=True)``) parsing on the loop shows up as ``Executing <Task pending
+   name='Task-3' ...> took 0.312 seconds``: the loop was blocked that long.
+
+.. versionadded:: 3.9
+
+   ``await asyncio.to_thread(extract_links, body, url)`` is a shorter way to
+   run a function in the default thread pool.  :func:`crawl` uses
+   ``run_in_executor``, which also works on Python 3.8.
+
+Surviving failures and cancellation
+-----------------------------------
+
+Each page is handled inside its own ``try``: whatever goes wrong with it, a
+timeout, a reset connection or a bug in parsing, becomes an entry in
+``errors`` and the worker moves on to the next URL.  Cancelling the crawl
+cancels and awaits every worker, and closes the session if :func:`crawl`
+opened it, so nothing keeps running in the background:
+
+>>> task = asyncio.create_task(crawl(f"{base_url}/site/", timeout=5))
+>>> await asyncio.sleep(0.1)
+>>> task.cancel()
+True
+>>> try:
+...     await task
+... except asyncio.CancelledError:
+...     print("cancelled: workers stopped, session closed")
+cancelled: workers stopped, session closed
+
+Watching progress
+-----------------
+
+``progress`` is called with a :class:`CrawlEvent` each time a URL is done.
+Here one worker crawls the blog and the pages it links to:
+
+>>> def report(event):
+...     print(f"[{event.done}/{event.found}] {event.status} {event.url.replace(base_url, '')}")
+>>> result = await crawl(f"{base_url}/site/blog/", max_depth=1, concurrency=1, progress=report)
+[1/5] 200 /site/blog/
+[2/5] 200 /site/blog/first-post.html
+[3/5] 200 /site/blog/second-post.html
+[4/5] 200 /site/
+[5/5] 200 /site/about.html
+
+Crawling from the command line
+------------------------------
+
+``python -m recipes.crawler URL`` runs :func:`crawl`, reports each URL on
+stderr as it is done (``[done/found] status URL``), and ends with a
+summary: pages visited, errors grouped by reason, time taken.  Against the
+example site served on its own (``python -m tests.crawl_site``), where
+robots.txt does disallow ``/private/``::
+
+    $ python -m recipes.crawler http://127.0.0.1:8081/ --timeout 0.5
+    [1/14] 200 http://127.0.0.1:8081/
+    [2/15] 301 http://127.0.0.1:8081/moved.html -> http://127.0.0.1:8081/moved-again.html
+    [3/16] 302 http://127.0.0.1:8081/loop-a.html -> http://127.0.0.1:8081/loop-b.html
+    [4/16] 302 http://127.0.0.1:8081/away.html (redirect off-site)
+    [5/16] 404 http://127.0.0.1:8081/missing.html (HTTP 404)
+    [6/16] 500 http://127.0.0.1:8081/broken.html (HTTP 500)
+    [7/16] --- http://127.0.0.1:8081/private/ (blocked by robots.txt)
+    ...
+    [20/20] --- http://127.0.0.1:8081/slow.html (timeout)
+    crawled http://127.0.0.1:8081/ in 0.53 s
+    8 pages visited, 10 errors, 2 redirects
+    errors by reason:
+      not HTML (2)
+        http://127.0.0.1:8081/data.json
+        http://127.0.0.1:8081/logo.png
+      redirect loop (2)
+        http://127.0.0.1:8081/loop-a.html
+        http://127.0.0.1:8081/loop-b.html
+      HTTP 404 (1)
+        http://127.0.0.1:8081/missing.html
+    ...
+
+``--json`` prints the result on stdout instead, for scripts (the summary
+moves to stderr; ``-q`` drops the progress lines)::
+
+    $ python -m recipes.crawler http://127.0.0.1:8081/ --timeout 0.5 --json -q 2>/dev/null
+    {
+      "start_url": "http://127.0.0.1:8081/",
+      "visited": [
+        "http://127.0.0.1:8081/",
+        "http://127.0.0.1:8081/about.html",
+        ...
+      ],
+      "errors": {
+        "http://127.0.0.1:8081/away.html": "redirect off-site",
+        ...
+      },
+      "redirects": {...},
+      "elapsed_seconds": 0.531
+    }
+
+``--max-depth``, ``--max-pages``, ``--concurrency``, ``--timeout``,
+``--allow-host`` and ``--ignore-robots`` map to the arguments of
+:func:`crawl`; a bad value exits with status 2 and a message, and a crawl
+that visited no page at all exits with status 1.
+
+Putting it together
+-------------------
+
+A small link checker: crawl one link deep, collect every event,
+and count the broken pages by reason.  Each URL taken on produces exactly one
+event and lands in exactly one of ``visited``, ``errors`` and ``redirects``:
+
+>>> from collections import Counter
+>>> events = []
+>>> result = await crawl(f"{base_url}/site/", max_depth=1, timeout=0.5, progress=events.append)
+>>> len(events) == len(result.visited) + len(result.errors) + len(result.redirects)
+True
+>>> Counter(result.errors.values()).most_common(3)
+[('not HTML', 2), ('redirect loop', 2), ('redirect off-site', 1)]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import functools
+import json
+import math
+import sys
+import time
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import (
+    Callable,
+    Dict,
+    FrozenSet,
+    Iterable,
+    List,
+    Optional,
+    Sequence,
+    Set,
+    TextIO,
+    Tuple,
+    Union,
+)
+from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.robotparser import RobotFileParser
+
+import aiohttp
+from bs4 import BeautifulSoup, Tag
+
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "DEFAULT_MAX_REDIRECTS",
+    "DEFAULT_TIMEOUT",
+    "DEFAULT_USER_AGENT",
+    "CrawlEvent",
+    "CrawlResult",
+    "crawl",
+    "extract_links",
+    "main",
+    "normalize_url",
+]
+
+#: Seconds allowed for each request: connecting, headers and body together.
+DEFAULT_TIMEOUT = 10.0
+#: Bodies longer than this (after decompression) are abandoned: 5 MiB.
+DEFAULT_MAX_BYTES = 5 * 1024 * 1024
+#: Redirect hops followed from one URL.
+DEFAULT_MAX_REDIRECTS = 5
+#: Sent as ``User-Agent`` and matched against robots.txt rules.
+DEFAULT_USER_AGENT = "asyncio-cookbook-crawler/1.0"
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+_CHUNK_SIZE = 64 * 1024
+
+
+def normalize_url(url: str) -> str:
+    """Return the one spelling of ``url`` that the crawler uses to recognise a page.
+
+    >>> normalize_url("HTTP://Example.COM:80/docs/#install")
+    'http://example.com/docs/'
+
+    The scheme and host are lower-cased, a default port is dropped, an empty
+    path becomes ``/`` and the fragment goes (it names a place on the page,
+    not another page).  The path and query are kept as written, since servers
+    may treat them as case sensitive; credentials are dropped:
+
+    >>> normalize_url("https://user:secret@example.com:8443?Page=2")
+    'https://example.com:8443/?Page=2'
+
+    Anything but an absolute ``http`` or ``https`` URL is a
+    :exc:`ValueError`, which is how the crawler skips ``mailto:`` links and
+    broken addresses:
+
+    >>> normalize_url("mailto:webmaster@example.com")
+    Traceback (most recent call last):
+    ...
+    ValueError: not an http:// or https:// URL: 'mailto:webmaster@example.com'
+    """
+    if not isinstance(url, str):
+        raise TypeError(f"url must be a str, got {type(url).__name__}")
+    parts = urlsplit(url.strip())  # ValueError for e.g. "http://[::1"
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS:
+        hint = f" (did you mean 'http://{url.strip()}'?)" if not parts.scheme else ""
+        raise ValueError(f"not an http:// or https:// URL: {url!r}{hint}")
+    host = parts.hostname  # already lower-case, without the [] of IPv6
+    if not host:
+        raise ValueError(f"URL has no host: {url!r}")
+    port = parts.port  # ValueError when out of range
+    netloc = f"[{host}]" if ":" in host else host
+    if port is not None and port != _DEFAULT_PORTS[scheme]:
+        netloc = f"{netloc}:{port}"
+    return urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
+
+
+def extract_links(
+    page: Union[str, bytes], base_url: str, *, encoding: Optional[str] = None
+) -> List[str]:
+    """Return the normalised ``http(s)`` links of an HTML page, in document order.
+
+    >>> extract_links('<a href="b.html#top">B</a> <a href="/c">C</a> <a href="b.html">B</a>',
+    ...               "http://example.com/a/")
+    ['http://example.com/a/b.html', 'http://example.com/c']
+
+    Relative links are resolved against ``base_url``, or against the page's
+    ``<base href>`` when it has one; duplicates, fragments, ``mailto:`` and
+    ``javascript:`` links and malformed addresses are dropped.  The parser
+    (the standard library's ``html.parser``) copes with tag soup:
+
+    >>> extract_links('<base href="/docs/"><p>Unclosed <a href=guide.html>guide'
+    ...               '<a href="mailto:x@example.com">mail</a><a href="http://[::1">bad</a>',
+    ...               "http://example.com/")
+    ['http://example.com/docs/guide.html']
+
+    ``page`` may be the raw bytes of a response; ``encoding`` (the charset
+    of its ``Content-Type``, if any) is then a hint, and BeautifulSoup
+    detects the encoding when it is missing or wrong.  The function is
+    synchronous and CPU-bound: :func:`crawl` runs it in a thread.
+    """
+    if isinstance(page, bytes):
+        soup = BeautifulSoup(page, "html.parser", from_encoding=encoding)
+    else:
+        soup = BeautifulSoup(page, "html.parser")
+    base = base_url
+    base_tag = soup.find("base", href=True)
+    if isinstance(base_tag, Tag):
+        href = base_tag.get("href")
+        if isinstance(href, str):
+            try:
+                base = urljoin(base_url, href.strip())
+            except ValueError:
+                pass
+    links: Dict[str, None] = {}  # a dict keeps the first occurrence's order
+    for tag in soup.find_all(["a", "area"], href=True):
+        href = tag.get("href") if isinstance(tag, Tag) else None
+        if not isinstance(href, str):
+            continue
+        try:
+            links[normalize_url(urljoin(base, href.strip()))] = None
+        except ValueError:  # mailto:, javascript:, "http://[::1", port 99999...
+            continue
+    return list(links)
+
+
+@dataclass(frozen=True)
+class CrawlResult:
+    """What :func:`crawl` found: pages visited, errors and redirects.
+
+    Every URL the crawler took on ends up in exactly one of the three.  The
+    dictionaries are sorted by URL:
+
+    >>> result = await crawl(f"{base_url}/site/missing.html")
+    >>> result.visited, result.errors
+    (frozenset(), {'http://127.0.0.1:.../site/missing.html': 'HTTP 404'})
+    """
+
+    #: The start URL, normalised.
+    start_url: str
+    #: Pages fetched and parsed as HTML (absolute, normalised URLs).
+    visited: FrozenSet[str]
+    #: URL -> reason, e.g. ``"HTTP 404"``, ``"timeout"``, ``"too large"``,
+    #: ``"not HTML"``, ``"redirect loop"``, ``"too many redirects"``,
+    #: ``"redirect off-site"``, ``"blocked by robots.txt"``,
+    #: ``"connection error: ClientConnectorError"``.
+    errors: Dict[str, str]
+    #: URL -> the URL it redirected to, for every redirect that was followed.
+    redirects: Dict[str, str]
+
+
+@dataclass(frozen=True)
+class CrawlEvent:
+    """What :func:`crawl` tells its ``progress`` callback each time a URL is done."""
+
+    #: The URL just handled.
+    url: str
+    #: Its depth: links from the start page (a redirect keeps the depth).
+    depth: int
+    #: The HTTP status of the answer, or None without one (timeout, robots.txt).
+    status: Optional[int]
+    #: Why the URL failed, or None.
+    error: Optional[str]
+    #: Where the URL redirected to, or None.
+    redirect: Optional[str]
+    #: URLs handled so far, this one included.
+    done: int
+    #: URLs found so far (handled, queued or in progress); at most ``max_pages``.
+    found: int
+
+
+ProgressCallback = Callable[[CrawlEvent], None]
+
+
+async def crawl(
+    start_url: str,
+    *,
+    max_depth: int = 2,
+    max_pages: int = 100,
+    concurrency: int = 10,
+    timeout: float = DEFAULT_TIMEOUT,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    allowed_hosts: Optional[Iterable[str]] = None,
+    max_redirects: int = DEFAULT_MAX_REDIRECTS,
+    respect_robots: bool = True,
+    user_agent: str = DEFAULT_USER_AGENT,
+    session: Optional[aiohttp.ClientSession] = None,
+    progress: Optional[ProgressCallback] = None,
+    executor: Optional[Executor] = None,
+) -> CrawlResult:
+    """Crawl from ``start_url`` and return the pages visited and the errors met.
+
+    >>> result = await crawl(f"{base_url}/site/chain/1.html", max_depth=2)
+    >>> sorted(url.replace(base_url, "") for url in result.visited)
+    ['/site/chain/1.html', '/site/chain/2.html', '/site/chain/3.html']
+
+    At most ``concurrency`` requests are in flight and at most ``max_pages``
+    URLs are taken on; pages up to ``max_depth`` links from the start page
+    are fetched.  ``timeout`` (seconds) and ``max_bytes`` bound each request,
+    ``max_redirects`` each redirect chain.  Links are followed to the start
+    URL's host and to ``allowed_hosts`` only.  ``progress`` is called with a
+    :class:`CrawlEvent` after each URL; an exception it raises stops the
+    crawl and propagates.  Pages are parsed in ``executor`` (the loop's
+    default thread pool when None; :func:`crawl` does not shut it down).
+
+    :func:`crawl` opens and closes its own :class:`aiohttp.ClientSession`
+    unless you pass ``session``, which it uses and leaves open.  Its requests
+    carry their own timeout, ``User-Agent`` and redirect handling, whatever
+    the session's defaults:
+
+    >>> async with aiohttp.ClientSession() as session:
+    ...     result = await crawl(f"{base_url}/site/about.html", max_depth=0, session=session)
+    ...     print(session.closed, len(result.visited))
+    False 1
+
+    Bad arguments are refused before anything is fetched:
+
+    >>> await crawl("ftp://example.com/")
+    Traceback (most recent call last):
+    ...
+    ValueError: start_url: not an http:// or https:// URL: 'ftp://example.com/'
+    """
+    start = _check_start_url(start_url)
+    _check_int("max_depth", max_depth, 0)
+    _check_int("max_pages", max_pages, 1)
+    _check_int("concurrency", concurrency, 1)
+    _check_int("max_bytes", max_bytes, 1)
+    _check_int("max_redirects", max_redirects, 0)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(f"timeout must be a number of seconds, got {timeout!r}")
+    if not 0 < timeout < math.inf:
+        raise ValueError(f"timeout must be a finite number > 0 of seconds, got {timeout!r}")
+    hosts = _check_hosts(allowed_hosts, start)
+    if not isinstance(user_agent, str):
+        raise TypeError(f"user_agent must be a str, got {user_agent!r}")
+    if not user_agent.strip():
+        raise ValueError(f"user_agent must not be empty, got {user_agent!r}")
+    if session is not None and not isinstance(session, aiohttp.ClientSession):
+        raise TypeError(f"session must be an aiohttp.ClientSession, got {session!r}")
+    if progress is not None and not callable(progress):
+        raise TypeError(f"progress must be a callable or None, got {progress!r}")
+    if executor is not None and not isinstance(executor, Executor):
+        raise TypeError(f"executor must be a concurrent.futures.Executor, got {executor!r}")
+
+    options = _Options(
+        max_depth=max_depth,
+        max_pages=max_pages,
+        concurrency=concurrency,
+        timeout=aiohttp.ClientTimeout(total=timeout),
+        max_bytes=max_bytes,
+        allowed_hosts=hosts,
+        max_redirects=max_redirects,
+        respect_robots=bool(respect_robots),
+        user_agent=user_agent,
+        progress=progress,
+        executor=executor,
+    )
+    if session is not None:
+        return await _Crawler(options, session).run(start)
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as own_session:
+        return await _Crawler(options, own_session).run(start)
+
+
+# --- argument checks -------------------------------------------------------
+
+
+def _check_start_url(start_url: object) -> str:
+    if not isinstance(start_url, str):
+        raise TypeError(f"start_url must be a str, got {type(start_url).__name__}")
+    try:
+        return normalize_url(start_url)
+    except ValueError as exc:
+        raise ValueError(f"start_url: {exc}") from None
+
+
+def _check_int(name: str, value: object, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+
+
+def _check_hosts(allowed_hosts: Optional[Iterable[str]], start: str) -> FrozenSet[str]:
+    hosts = {urlsplit(start).netloc}
+    if allowed_hosts is None:
+        return frozenset(hosts)
+    if isinstance(allowed_hosts, (str, bytes)):
+        raise TypeError(
+            "allowed_hosts must be a collection of host names, such as {'example.com'}, "
+            f"not a single {type(allowed_hosts).__name__}"
+        )
+    for host in allowed_hosts:
+        if not isinstance(host, str) or not host.strip() or "/" in host:
+            raise ValueError(
+                "allowed_hosts takes host names such as 'example.com' or 'example.com:8443', "
+                f"got {host!r}"
+            )
+        hosts.add(host.strip().lower())
+    return frozenset(hosts)
+
+
+# --- the crawler -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Options:
+    max_depth: int
+    max_pages: int
+    concurrency: int
+    timeout: aiohttp.ClientTimeout
+    max_bytes: int
+    allowed_hosts: FrozenSet[str]
+    max_redirects: int
+    respect_robots: bool
+    user_agent: str
+    progress: Optional[ProgressCallback]
+    executor: Optional[Executor]
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """How one request ended: parsed (``links``), redirected, or failed."""
+
+    status: Optional[int] = None
+    error: Optional[str] = None
+    redirect: Optional[str] = None
+    follow: bool = False  # this chain claimed the redirect target: fetch it next
+    links: Optional[List[str]] = None
+
+
+@dataclass(frozen=True)
+class _Robots:
+    """One host's robots.txt: its rules, or why the whole host is off limits."""
+
+    parser: Optional[RobotFileParser] = None
+    refusal: Optional[str] = None
+
+    def refuses(self, user_agent: str, url: str) -> Optional[str]:
+        if self.refusal is not None:
+            return self.refusal
+        if self.parser is not None and not self.parser.can_fetch(user_agent, url):
+            return "blocked by robots.txt"
+        return None
+
+
+class _Crawler:
+    """The state of one crawl; nothing here outlives :func:`crawl`."""
+
+    def __init__(self, options: _Options, session: aiohttp.ClientSession) -> None:
+        self.options = options
+        self.session = session
+        self.headers = {"User-Agent": options.user_agent}
+        self.queue: asyncio.Queue[str] = asyncio.Queue()
+        self.depths: Dict[str, int] = {}  # the seen-set: claimed URL -> fewest links from start
+        self.links: Dict[str, List[str]] = {}  # parsed page -> its links within the rules
+        self.visited: Set[str] = set()
+        self.errors: Dict[str, str] = {}
+        self.redirects: Dict[str, str] = {}
+        self.robots: Dict[str, _Robots] = {}
+        self.robots_locks: Dict[str, asyncio.Lock] = {}
+        self.done = 0
+        self.progress_failed = False
+
+    async def run(self, start: str) -> CrawlResult:
+        self._claim(start, 0)  # queues it
+        workers = [
+            asyncio.ensure_future(self._work())
+            for _ in range(min(self.options.concurrency, self.options.max_pages))
+        ]
+        joined = asyncio.ensure_future(self.queue.join())
+        try:
+            # A worker only ever finishes by failing; then join() would wait forever.
+            await asyncio.wait([joined, *workers], return_when=asyncio.FIRST_COMPLETED)
+            for worker in workers:
+                if worker.done():
+                    worker.result()  # re-raises what stopped it
+        finally:
+            await _cancel_and_wait([joined, *workers])
+        return self._result(start)
+
+    # The seen-set.  Nothing in _claim or _expand awaits, so checking a URL
+    # and claiming it happen in one step that no other worker can split.
+
+    def _claim(self, url: str, depth: int, *, enqueue: bool = True) -> bool:
+        """Note that ``url`` is ``depth`` links away; True if it was new and is now ours."""
+        known = self.depths.get(url)
+        if known is None:
+            if len(self.depths) >= self.options.max_pages:
+                return False
+            self.depths[url] = depth
+            if enqueue:
+                self.queue.put_nowait(url)
+            return True
+        if depth < known:  # a shorter path: the page's own links come closer too
+            self.depths[url] = depth
+            self._expand(url)
+        return False
+
+    def _expand(self, url: str) -> None:
+        depth = self.depths[url]
+        target = self.redirects.get(url)
+        if target is not None:
+            self._claim(target, depth)
+        if depth < self.options.max_depth:
+            for link in self.links.get(url, ()):
+                self._claim(link, depth + 1)
+
+    def _in_scope(self, url: str) -> bool:
+        parts = urlsplit(url)
+        hosts = self.options.allowed_hosts
+        return parts.netloc in hosts or (parts.hostname or "") in hosts
+
+    # The workers.
+
+    async def _work(self) -> None:
+        while True:
+            url = await self.queue.get()
+            try:
+                await self._handle(url)
+            finally:
+                self.queue.task_done()
+
+    async def _handle(self, url: str) -> None:
+        """Fetch ``url`` and, if it redirects to a page nobody else holds, that page too."""
+        hops = 0
+        current: Optional[str] = url
+        while current is not None:
+            try:
+                outcome = await self._visit(current, hops)
+            except Exception as exc:  # a bug or a surprise: this page fails, the crawl goes on
+                outcome = _Outcome(error=f"unexpected error: {type(exc).__name__}: {exc}")
+            self._record(current, outcome)  # may raise (the progress callback)
+            current = outcome.redirect if outcome.follow else None
+            hops += 1
+
+    def _record(self, url: str, outcome: _Outcome) -> None:
+        if outcome.links is not None:
+            self.visited.add(url)
+            self.links[url] = outcome.links
+            self._expand(url)
+        elif outcome.redirect is not None:
+            self.redirects[url] = outcome.redirect
+        else:
+            self.errors[url] = outcome.error or "unknown error"
+        self.done += 1
+        if self.options.progress is None or self.progress_failed:
+            return
+        event = CrawlEvent(
+            url=url,
+            depth=self.depths[url],
+            status=outcome.status,
+            error=outcome.error,
+            redirect=outcome.redirect,
+            done=self.done,
+            found=len(self.depths),
+        )
+        try:
+            self.options.progress(event)
+        except BaseException:
+            # The crawl stops: no more events from the workers still finishing a page.
+            self.progress_failed = True
+            raise
+
+    async def _visit(self, url: str, hops: int) -> _Outcome:
+        if self.options.respect_robots:
+            refusal = await self._robots_refusal(url)
+            if refusal is not None:
+                return _Outcome(error=refusal)
+        try:
+            async with self.session.get(
+                url,
+                allow_redirects=False,
+                raise_for_status=False,
+                timeout=self.options.timeout,
+                headers=self.headers,
+            ) as response:
+                status = response.status
+                if status in _REDIRECT_STATUSES:
+                    return self._redirect(url, response, hops)
+                if not 200 <= status < 300:
+                    return _Outcome(status=status, error=f"HTTP {status}")
+                if response.content_type != "text/html":
+                    return _Outcome(status=status, error="not HTML")
+                body, complete = await _read_at_most(response, self.options.max_bytes)
+                if not complete:
+                    return _Outcome(status=status, error="too large")
+                encoding = response.charset
+        except asyncio.TimeoutError:
+            return _Outcome(error="timeout")
+        except aiohttp.ClientError as exc:
+            return _Outcome(error=f"connection error: {type(exc).__name__}")
+        loop = asyncio.get_running_loop()
+        parse = functools.partial(extract_links, body, url, encoding=encoding)
+        links = await loop.run_in_executor(self.options.executor, parse)
+        return _Outcome(status=status, links=[link for link in links if self._in_scope(link)])
+
+    def _redirect(self, url: str, response: aiohttp.ClientResponse, hops: int) -> _Outcome:
+        status = response.status
+        location = response.headers.get("Location", "")
+        try:
+            target = normalize_url(urljoin(url, location)) if location else None
+        except ValueError:
+            target = None
+        if target is None:
+            return _Outcome(status=status, error="bad redirect")
+        if not self._in_scope(target):
+            return _Outcome(status=status, error="redirect off-site")
+        if hops >= self.options.max_redirects:
+            return _Outcome(status=status, error="too many redirects")
+        # Claimed, not queued: this chain fetches the target next, and nobody else will.
+        claimed = self._claim(target, self.depths[url], enqueue=False)
+        return _Outcome(status=status, redirect=target, follow=claimed)
+
+    # robots.txt
+
+    async def _robots_refusal(self, url: str) -> Optional[str]:
+        parts = urlsplit(url)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        robots = self.robots.get(origin)
+        if robots is None:
+            lock = self.robots_locks.setdefault(origin, asyncio.Lock())
+            async with lock:  # one download per host, however many workers ask
+                robots = self.robots.get(origin)
+                if robots is None:
+                    robots = await self._fetch_robots(origin)
+                    self.robots[origin] = robots
+        return robots.refuses(self.options.user_agent, url)
+
+    async def _fetch_robots(self, origin: str) -> _Robots:
+        try:
+            async with self.session.get(
+                f"{origin}/robots.txt",
+                raise_for_status=False,
+                timeout=self.options.timeout,
+                headers=self.headers,
+                max_redirects=self.options.max_redirects,
+            ) as response:
+                status = response.status
+                if 200 <= status < 300:
+                    # Rules past the size cap are ignored, as RFC 9309 allows.
+                    body, _ = await _read_at_most(
+                        response, self.options.max_bytes, trust_length=False
+                    )
+                    parser = RobotFileParser()
+                    parser.parse(body.decode("utf-8", errors="replace").splitlines())
+                    return _Robots(parser=parser)
+        except asyncio.TimeoutError:
+            return _Robots(refusal="robots.txt unavailable (timeout)")
+        except aiohttp.ClientError as exc:
+            return _Robots(
+                refusal=f"robots.txt unavailable (connection error: {type(exc).__name__})"
+            )
+        if status in (401, 403):
+            return _Robots(refusal="blocked by robots.txt")
+        if 400 <= status < 500:
+            return _Robots()  # no robots.txt: everything is allowed
+        return _Robots(refusal=f"robots.txt unavailable (HTTP {status})")
+
+    # The result.
+
+    def _result(self, start: str) -> CrawlResult:
+        errors = dict(self.errors)
+        redirects = dict(self.redirects)
+        for url in _redirect_loops(redirects):
+            errors[url] = "redirect loop"
+            del redirects[url]
+        return CrawlResult(
+            start_url=start,
+            visited=frozenset(self.visited),
+            errors=dict(sorted(errors.items())),
+            redirects=dict(sorted(redirects.items())),
+        )
+
+
+async def _read_at_most(
+    response: aiohttp.ClientResponse, limit: int, *, trust_length: bool = True
+) -> Tuple[bytes, bool]:
+    """Read up to ``limit`` bytes of the body; the flag says whether that was all of it.
+
+    With ``trust_length``, a Content-Length over the limit gives up at once.
+    """
+    if trust_length and response.content_length is not None and response.content_length > limit:
+        return b"", False
+    chunks: List[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(_CHUNK_SIZE):
+        size += len(chunk)
+        if size > limit:
+            chunks.append(chunk[: limit - (size - len(chunk))])
+            return b"".join(chunks), False
+        chunks.append(chunk)
+    return b"".join(chunks), True
+
+
+def _redirect_loops(redirects: Dict[str, str]) -> Set[str]:
+    """The URLs whose redirects, followed one after another, never reach a page."""
+    looping: Set[str] = set()
+    for start in redirects:
+        seen = {start}
+        url = redirects[start]
+        while url in redirects and url not in seen:
+            seen.add(url)
+            url = redirects[url]
+        if url in seen:
+            looping.add(start)
+    return looping
+
+
+async def _cancel_and_wait(tasks: List[asyncio.Future[None]]) -> None:
+    """Cancel ``tasks`` and wait until all have finished, even if cancelled meanwhile."""
+    for task in tasks:
+        task.cancel()
+    interrupted = False
+    pending = [task for task in tasks if not task.done()]
+    while pending:
+        try:
+            await asyncio.wait(pending)
+        except asyncio.CancelledError:
+            interrupted = True  # finish the clean-up first, then pass the cancellation on
+        pending = [task for task in pending if not task.done()]
+    for task in tasks:
+        if not task.cancelled():
+            task.exception()  # already raised by run() if it mattered; mark it as seen
+    if interrupted:
+        raise asyncio.CancelledError
+
+
+# --- command line ----------------------------------------------------------
+
+
+def _count(minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
+def _print_event(event: CrawlEvent) -> None:
+    status = "---" if event.status is None else str(event.status)
+    line = f"[{event.done}/{event.found}] {status} {event.url}"
+    if event.redirect is not None:
+        line += f" -> {event.redirect}"
+    elif event.error is not None:
+        line += f" ({event.error})"
+    print(line, file=sys.stderr, flush=True)
+
+
+def _summary(result: CrawlResult, elapsed: float, out: TextIO) -> None:
+    print(f"crawled {result.start_url} in {elapsed:.2f} s", file=out)
+    print(
+        f"{len(result.visited)} pages visited, {len(result.errors)} errors, "
+        f"{len(result.redirects)} redirects",
+        file=out,
+    )
+    by_reason: Dict[str, List[str]] = {}
+    for url, reason in result.errors.items():  # sorted by URL already
+        by_reason.setdefault(reason, []).append(url)
+    if by_reason:
+        print("errors by reason:", file=out)
+    for reason, urls in sorted(by_reason.items(), key=lambda item: (-len(item[1]), item[0])):
+        print(f"  {reason} ({len(urls)})", file=out)
+        for url in urls:
+            print(f"    {url}", file=out)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Crawl a site from the command line: ``python -m recipes.crawler URL``.
+
+    Progress goes to stderr, one line per URL; the summary to stdout, or to
+    stderr with ``--json``, which prints the result as JSON on stdout.  The
+    exit status is 0 when at least one page was visited, 1 when none was,
+    and 2 for bad arguments.
+    """
+    parser = argparse.ArgumentParser(
+        prog="python -m recipes.crawler",
+        description="Crawl a web site and report the pages visited and the errors met.",
+    )
+    parser.add_argument("url", help="the start page, an http:// or https:// URL")
+    parser.add_argument(
+        "--max-depth",
+        type=_count(0),
+        default=2,
+        metavar="N",
+        help="follow links up to N links from the start page (default: 2)",
+    )
+    parser.add_argument(
+        "--max-pages",
+        type=_count(1),
+        default=100,
+        metavar="N",
+        help="take on at most N URLs (default: 100)",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=_count(1),
+        default=10,
+        metavar="N",
+        help="requests in flight at once (default: 10)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=DEFAULT_TIMEOUT,
+        metavar="S",
+        help=f"seconds allowed per request (default: {DEFAULT_TIMEOUT:g})",
+    )
+    parser.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="also follow links to HOST (repeatable)",
+    )
+    parser.add_argument(
+        "--ignore-robots",
+        action="store_true",
+        help="do not fetch or obey robots.txt (for your own sites)",
+    )
+    parser.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    args = parser.parse_args(argv)
+    try:
+        normalize_url(args.url)
+        _check_hosts(args.allow_host, normalize_url(args.url))
+    except ValueError as exc:
+        parser.error(str(exc))
+
+    started = time.perf_counter()
+    try:
+        result = asyncio.run(
+            crawl(
+                args.url,
+                max_depth=args.max_depth,
+                max_pages=args.max_pages,
+                concurrency=args.concurrency,
+                timeout=args.timeout,
+                allowed_hosts=args.allow_host,
+                respect_robots=not args.ignore_robots,
+                progress=None if args.quiet else _print_event,
+            )
+        )
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    elapsed = time.perf_counter() - started
+    if args.json:
+        document = {
+            "start_url": result.start_url,
+            "visited": sorted(result.visited),
+            "errors": result.errors,
+            "redirects": result.redirects,
+            "elapsed_seconds": round(elapsed, 3),
+        }
+        print(json.dumps(document, indent=2))
+        _summary(result, elapsed, sys.stderr)
+    else:
+        _summary(result, elapsed, sys.stdout)
+    return 0 if result.visited else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
