@@ -1,0 +1,601 @@
+"""``async with`` pairs an acquisition with its release – a connection and its close, a
+transaction and its commit or rollback, a lock and its release – and runs the release
+even when the block fails or the task is cancelled.  This chapter shows how to write
+async context managers as a class and with ``contextlib.asynccontextmanager``, what
+the exit method receives and why it must never swallow cancellation, how
+``contextlib.AsyncExitStack`` enters a variable number of them with a clean rollback,
+and how to make cleanup that itself awaits survive a second cancellation.
+
+Writing an async context manager class
+--------------------------------------
+
+``async with cm as value:`` awaits ``cm.__aenter__()`` and binds its result to
+``value``.  When the block ends, it awaits ``cm.__aexit__(exc_type, exc, tb)``: three
+``None`` after a normal exit, otherwise the exception's class, the exception and its
+traceback.  If ``__aexit__`` returns a true value, the exception is *suppressed* and
+execution continues after the block; anything else (``None`` included) lets it
+propagate.  Both methods are coroutines, so acquiring and releasing may await.
+
+>>> class Announce:
+...     async def __aenter__(self):
+...         print("enter")
+...         return "the resource"
+...     async def __aexit__(self, exc_type, exc, tb):
+...         print("exit:", exc_type.__name__ if exc_type else None, exc)
+>>> async with Announce() as value:
+...     print("body has", value)
+enter
+body has the resource
+exit: None None
+>>> try:
+...     async with Announce():
+...         raise KeyError("missing")
+... except KeyError:
+...     print("the KeyError propagated")
+enter
+exit: KeyError 'missing'
+the KeyError propagated
+
+:class:`Timer` is a small but complete class-based context manager: it measures a
+block on the event loop's clock.
+
+Suppressing exceptions, but never cancellation
+----------------------------------------------
+
+Returning ``True`` from ``__aexit__`` is how ``contextlib.suppress`` works.  Decide
+by the exception type, and never let the test match :exc:`asyncio.CancelledError`:
+a task is cancelled by raising that exception at its current ``await``, so a context
+manager that suppresses it turns ``task.cancel()`` into a no-op.
+
+>>> class SwallowEverything:
+...     async def __aenter__(self):
+...         return self
+...     async def __aexit__(self, exc_type, exc, tb):
+...         return True  # the bug: suppresses CancelledError too
+>>> async def worker():
+...     async with SwallowEverything():
+...         await asyncio.sleep(3600)
+...     return "still running"
+>>> task = asyncio.create_task(worker())
+>>> await asyncio.sleep(0.1)
+>>> task.cancel()
+True
+>>> await task
+'still running'
+
+.. important::
+
+   A swallowed cancellation breaks everything built on cancelling:
+   :func:`asyncio.wait_for` and ``asyncio.timeout()`` cannot stop the block,
+   ``asyncio.TaskGroup`` cannot stop a failing group's other tasks, and shutdown waits
+   for a task that ignores ``cancel()``.  Since Python 3.8,
+   :exc:`asyncio.CancelledError` derives from ``BaseException``, so a test such as
+   ``issubclass(exc_type, Exception)`` already leaves it alone; a bare
+   ``return True`` does not.
+
+Writing one with asynccontextmanager
+------------------------------------
+
+``contextlib.asynccontextmanager`` turns an async generator with exactly one
+``yield`` into a context manager: the code before the ``yield`` is ``__aenter__``,
+the yielded value is bound by ``as``, the code after is ``__aexit__``.  An exception
+in the block is *thrown into the generator at the* ``yield``, so the cleanup must sit
+in ``finally`` (or it is skipped on every error), and ``except ... raise`` lets you
+react to failures – here a rollback, which also runs on cancellation because
+``BaseException`` is caught and re-raised:
+
+>>> from contextlib import asynccontextmanager
+>>> @asynccontextmanager
+... async def transaction(name):
+...     await asyncio.sleep(0.1)  # BEGIN
+...     print(f"begin {name}")
+...     try:
+...         yield name
+...     except BaseException:
+...         print(f"rollback {name}")
+...         raise
+...     else:
+...         print(f"commit {name}")
+>>> async with transaction("t1"):
+...     pass
+begin t1
+commit t1
+>>> try:
+...     async with transaction("t2"):
+...         raise ValueError("bad row")
+... except ValueError as exc:
+...     print("caught:", exc)
+begin t2
+rollback t2
+caught: bad row
+
+.. important::
+
+   A generator that never yields fails in ``__aenter__`` with
+   ``RuntimeError: generator didn't yield``; one that yields a second time fails in
+   ``__aexit__`` with ``RuntimeError: generator didn't stop``.  Catching the thrown
+   exception without re-raising it suppresses it, exactly like returning ``True``
+   from ``__aexit__`` – so ``except Exception: log()`` without ``raise`` silently
+   hides errors from the caller.
+
+Entering a variable number of context managers
+----------------------------------------------
+
+``async with a(), b(), c():`` needs the count when you write the code.
+``contextlib.AsyncExitStack`` enters any number, one at a time, and exits the ones
+already entered – in reverse order – if a later one fails.  :func:`open_all` wraps
+that pattern.  To acquire everything or nothing *and then hand the resources to
+someone else*, ``pop_all()`` moves the exit callbacks to a new stack:
+
+>>> from contextlib import AsyncExitStack
+>>> @asynccontextmanager
+... async def resource(name):
+...     print(f"acquire {name}")
+...     try:
+...         yield name
+...     finally:
+...         print(f"release {name}")
+>>> async def acquire_all(names):
+...     async with AsyncExitStack() as stack:
+...         acquired = [await stack.enter_async_context(resource(n)) for n in names]
+...         return acquired, stack.pop_all()  # success: the caller owns them now
+>>> acquired, stack = await acquire_all(["x", "y"])
+acquire x
+acquire y
+>>> await stack.aclose()
+release y
+release x
+
+Cleaning up while being cancelled
+---------------------------------
+
+When a task is cancelled, :exc:`asyncio.CancelledError` is raised at its current
+``await``; ``finally`` blocks and ``__aexit__`` then run and *may* await, because that
+cancellation has been delivered.  A *second* cancellation – an outer timeout expiring,
+a task group or a shutdown cancelling again – interrupts the cleanup half-way.
+``asyncio.shield(cleanup())`` keeps the cleanup running, but the shielded ``await``
+still raises at once, so the task finishes while the cleanup is still in progress.
+:func:`shielded_cleanup` finishes the cleanup first (within a time limit) and
+re-raises the cancellation afterwards; :func:`async_closing` uses it.
+
+>>> async def close_connection():
+...     await asyncio.sleep(0.5)
+...     print("connection closed")
+>>> async def handler(cleanup):
+...     try:
+...         await asyncio.sleep(3600)
+...     finally:
+...         await cleanup(close_connection())
+>>> async def cancel_twice(task):
+...     await asyncio.sleep(0.1)
+...     task.cancel()  # starts the cleanup
+...     await asyncio.sleep(0.1)
+...     task.cancel()  # arrives during the cleanup
+...     await asyncio.wait({task})
+>>> async def plain(aw):
+...     await aw
+>>> await cancel_twice(asyncio.create_task(handler(plain)))  # the close never finishes
+>>> await cancel_twice(
+...     asyncio.create_task(handler(lambda aw: shielded_cleanup(aw, timeout=5)))
+... )
+connection closed
+
+Optional context managers and decorators
+----------------------------------------
+
+Sometimes a block needs a lock or a transaction only in some configurations.
+``contextlib.nullcontext(value)`` stands in for the missing one.
+
+.. versionchanged:: 3.10
+   ``contextlib.nullcontext`` also supports ``async with``.  :class:`anullcontext`
+   is the copyable version for 3.8 and 3.9.
+
+>>> import contextlib
+>>> async with contextlib.nullcontext("value") as v:  # doctest: +PY310
+...     print(v)
+value
+>>> async def append(items, lock=None):
+...     async with lock if lock is not None else anullcontext():
+...         items.append(len(items))
+>>> items = []
+>>> await append(items)
+>>> await append(items, asyncio.Lock())
+>>> items
+[0, 1]
+
+A context manager that should wrap a whole coroutine function can be used as a
+decorator when it derives from ``contextlib.AsyncContextDecorator``; those made by
+``asynccontextmanager`` already do, and build a fresh one per call.
+
+.. versionadded:: 3.10
+   ``contextlib.AsyncContextDecorator``.
+
+>>> @transaction("job")  # doctest: +PY310
+... async def job():
+...     print("working")
+>>> await job()  # doctest: +PY310
+begin job
+working
+commit job
+
+On 3.8 and 3.9 the decorator is a few lines:
+
+>>> import functools
+>>> def within(make_cm):
+...     def decorate(func):
+...         @functools.wraps(func)
+...         async def wrapper(*args, **kwargs):
+...             async with make_cm():
+...                 return await func(*args, **kwargs)
+...         return wrapper
+...     return decorate
+>>> @within(lambda: transaction("job"))
+... async def job():
+...     print("working")
+>>> await job()
+begin job
+working
+commit job
+
+Putting it together
+-------------------
+
+Open several resources, time the work, and release everything even on failure:
+
+>>> from functools import partial
+>>> async with Timer("batch", report=lambda label, s: print(label, round(s, 1))):
+...     async with open_all(partial(resource, "db"), partial(resource, "cache")) as (db, cache):
+...         await asyncio.sleep(0.2)
+acquire db
+acquire cache
+release cache
+release db
+batch 0.2
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from contextlib import AsyncExitStack, asynccontextmanager
+from types import TracebackType
+from typing import (
+    Any,
+    AsyncContextManager,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Generic,
+    List,
+    Optional,
+    Protocol,
+    Sequence,
+    Type,
+    TypeVar,
+    overload,
+)
+
+__all__ = [
+    "Timer",
+    "anullcontext",
+    "async_closing",
+    "open_all",
+    "shielded_cleanup",
+]
+
+T = TypeVar("T")
+
+
+class Timer:
+    """Measure how long an ``async with`` block takes, on the running loop's clock.
+
+    >>> async with Timer("download") as timer:
+    ...     await asyncio.sleep(0.3)
+    >>> round(timer.elapsed, 1)
+    0.3
+
+    ``report(label, seconds)`` is called on exit – also when the block raises or is
+    cancelled, and the exception still propagates:
+
+    >>> try:
+    ...     async with Timer("parse", report=lambda label, s: print(label, round(s, 1))):
+    ...         await asyncio.sleep(0.2)
+    ...         raise ValueError("bad input")
+    ... except ValueError:
+    ...     print("the error propagated")
+    parse 0.2
+    the error propagated
+
+    While the block runs, ``elapsed`` is the time so far; a timer can be entered again
+    after it exits, but not while it is running:
+
+    >>> timer = Timer()
+    >>> async with timer:
+    ...     async with timer:
+    ...         pass
+    Traceback (most recent call last):
+      ...
+    RuntimeError: Timer('block') is already running
+
+    The loop's clock is monotonic and is what ``asyncio.sleep`` and timeouts use, so
+    the figures agree with them (on a test loop with a virtual clock too).
+    """
+
+    def __init__(
+        self, label: str = "block", *, report: Optional[Callable[[str, float], object]] = None
+    ) -> None:
+        if report is not None and not callable(report):
+            raise TypeError(f"report must be callable, not {type(report).__name__}")
+        self.label = label
+        self._report = report
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._start: Optional[float] = None
+        self._end: Optional[float] = None
+
+    def __repr__(self) -> str:
+        return f"Timer({self.label!r})"
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds from entering the block to leaving it (or to now, while it runs)."""
+        if self._loop is None or self._start is None:
+            raise RuntimeError(f"{self!r} has not been entered yet")
+        end = self._end if self._end is not None else self._loop.time()
+        return end - self._start
+
+    async def __aenter__(self) -> Timer:
+        if self._start is not None and self._end is None:
+            raise RuntimeError(f"{self!r} is already running")
+        self._loop = asyncio.get_running_loop()
+        self._end = None
+        self._start = self._loop.time()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        assert self._loop is not None
+        self._end = self._loop.time()
+        if self._report is not None:
+            self._report(self.label, self.elapsed)
+
+
+def open_all(*factories: Callable[[], AsyncContextManager[Any]]) -> AsyncContextManager[List[Any]]:
+    """Enter the context managers made by ``factories`` in order; exit them in reverse.
+
+    Each factory is a zero-argument callable that returns an async context manager
+    (``functools.partial`` or a ``lambda``); the block receives the list of entered
+    values:
+
+    >>> from contextlib import asynccontextmanager
+    >>> from functools import partial
+    >>> @asynccontextmanager
+    ... async def pool(name, fail=False):
+    ...     await asyncio.sleep(0.1)  # connecting
+    ...     if fail:
+    ...         raise ConnectionError(f"{name} is down")
+    ...     print(f"open {name}")
+    ...     try:
+    ...         yield name
+    ...     finally:
+    ...         print(f"close {name}")
+    >>> async with open_all(partial(pool, "a"), partial(pool, "b")) as (a, b):
+    ...     print("using", a, b)
+    open a
+    open b
+    using a b
+    close b
+    close a
+
+    If one acquisition fails, the ones already entered are exited (newest first) and
+    the error propagates; later factories are never called:
+
+    >>> try:
+    ...     async with open_all(
+    ...         partial(pool, "a"), partial(pool, "b", fail=True), partial(pool, "c")
+    ...     ):
+    ...         print("not reached")
+    ... except ConnectionError as exc:
+    ...     print("failed:", exc)
+    open a
+    close a
+    failed: b is down
+
+    Passing context managers instead of factories is caught at once (a factory delays
+    creating each one until the previous ones are entered, so a failed acquisition
+    never leaves unentered objects behind):
+
+    >>> open_all(pool("a"))
+    Traceback (most recent call last):
+      ...
+    TypeError: open_all() takes factories (callables returning async context managers), got ...
+
+    Put timeouts inside the factories: each ``__aenter__`` runs in the caller's task,
+    which is what context managers such as ``asyncio.timeout()`` require.
+    """
+    for factory in factories:
+        if not callable(factory) or hasattr(type(factory), "__aenter__"):
+            raise TypeError(
+                "open_all() takes factories (callables returning async context managers), "
+                f"got {factory!r}"
+            )
+    return _open_all(factories)
+
+
+@asynccontextmanager
+async def _open_all(
+    factories: Sequence[Callable[[], AsyncContextManager[Any]]],
+) -> AsyncIterator[List[Any]]:
+    async with AsyncExitStack() as stack:
+        entered = [await stack.enter_async_context(factory()) for factory in factories]
+        yield entered
+
+
+def _check_timeout(timeout: float) -> None:
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(f"timeout must be a number, not {type(timeout).__name__}")
+    if not timeout > 0:
+        raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
+
+
+async def shielded_cleanup(cleanup: Awaitable[T], *, timeout: float) -> T:
+    """Await ``cleanup`` to the end even if this task is cancelled meanwhile.
+
+    Use it for the awaits in ``finally`` blocks and ``__aexit__`` methods.  Without
+    cancellation it is simply ``await cleanup`` with a time limit:
+
+    >>> async def flush():
+    ...     await asyncio.sleep(0.2)
+    ...     print("flushed")
+    ...     return 3
+    >>> await shielded_cleanup(flush(), timeout=1)
+    flushed
+    3
+
+    If the task is cancelled while the cleanup runs, the cleanup still finishes and
+    *then* :exc:`asyncio.CancelledError` is raised (the cleanup's result is dropped),
+    so the cancellation is delayed, never lost:
+
+    >>> async def worker():
+    ...     try:
+    ...         await asyncio.sleep(3600)
+    ...     finally:
+    ...         await shielded_cleanup(flush(), timeout=1)
+    >>> task = asyncio.create_task(worker())
+    >>> await asyncio.sleep(0.1)
+    >>> task.cancel()
+    True
+    >>> await asyncio.sleep(0.1)
+    >>> task.cancel()
+    True
+    >>> _ = await asyncio.wait({task})
+    flushed
+    >>> task.cancelled()
+    True
+
+    A cleanup that takes longer than ``timeout`` seconds is cancelled and
+    ``asyncio.TimeoutError`` is raised (or the pending cancellation, if there was
+    one): a hung close must not hang the shutdown with it.
+
+    >>> await shielded_cleanup(asyncio.sleep(9), timeout=0.5)  # doctest: +IGNORE_EXCEPTION_DETAIL
+    Traceback (most recent call last):
+      ...
+    TimeoutError: cleanup did not finish within 0.5 seconds
+    """
+    try:
+        _check_timeout(timeout)
+    except BaseException:
+        if inspect.iscoroutine(cleanup):
+            cleanup.close()  # no "coroutine ... was never awaited" on top of the error
+        raise
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(cleanup)
+    deadline = loop.time() + timeout
+    interrupted = False
+    timed_out = False
+    while not task.done():
+        remaining: Optional[float] = None  # after a timeout: wait for the cleanup to unwind
+        if not timed_out:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                timed_out = True
+                task.cancel()
+                remaining = None
+        try:
+            await asyncio.wait({task}, timeout=remaining)
+        except asyncio.CancelledError:
+            interrupted = True
+    if interrupted:
+        error = None if task.cancelled() else task.exception()
+        raise asyncio.CancelledError from error
+    if timed_out and task.cancelled():
+        raise asyncio.TimeoutError(f"cleanup did not finish within {timeout} seconds")
+    return task.result()
+
+
+class _AsyncClosable(Protocol):
+    def close(self) -> Awaitable[object]: ...
+
+
+R = TypeVar("R", bound=_AsyncClosable)
+
+
+def async_closing(thing: R, *, timeout: float = 10.0) -> AsyncContextManager[R]:
+    """Await ``thing.close()`` when the block exits, even if the task is being cancelled.
+
+    For objects whose ``close()`` is a coroutine (database connections, HTTP
+    sessions, stream wrappers) that do not support ``async with`` themselves.
+    (``contextlib.aclosing`` is the same idea for ``aclose()``.)
+
+    >>> class Client:
+    ...     async def close(self):
+    ...         await asyncio.sleep(0.1)
+    ...         print("client closed")
+    >>> async with async_closing(Client()) as client:
+    ...     print("using", type(client).__name__)
+    using Client
+    client closed
+
+    The close runs through :func:`shielded_cleanup`: a cancellation during the close
+    waits for it, and a close that hangs is abandoned after ``timeout`` seconds.
+    An object without ``close`` is rejected before the block starts:
+
+    >>> async_closing(object())
+    Traceback (most recent call last):
+      ...
+    TypeError: async_closing() needs an object with a close() method, got 'object'
+    """
+    if not callable(getattr(thing, "close", None)):
+        raise TypeError(
+            f"async_closing() needs an object with a close() method, got {type(thing).__name__!r}"
+        )
+    _check_timeout(timeout)
+    return _async_closing(thing, timeout)
+
+
+@asynccontextmanager
+async def _async_closing(thing: R, timeout: float) -> AsyncIterator[R]:
+    try:
+        yield thing
+    finally:
+        await shielded_cleanup(_close(thing), timeout=timeout)
+
+
+async def _close(thing: _AsyncClosable) -> None:
+    await thing.close()
+
+
+class anullcontext(Generic[T]):
+    """An async context manager that does nothing and returns ``enter_result``.
+
+    ``contextlib.nullcontext`` supports ``async with`` from Python 3.10 on; this is
+    the version for 3.8 and 3.9.  It stands in for an optional context manager:
+
+    >>> async def save(record, lock=None):
+    ...     async with lock if lock is not None else anullcontext():
+    ...         return f"saved {record}"
+    >>> await save("a"), await save("b", lock=asyncio.Lock())
+    ('saved a', 'saved b')
+
+    Or it passes a value through unchanged where a resource is usually opened:
+
+    >>> async with anullcontext("already open") as conn:
+    ...     print(conn)
+    already open
+    """
+
+    @overload
+    def __init__(self: anullcontext[None], enter_result: None = None) -> None: ...
+    @overload
+    def __init__(self: anullcontext[T], enter_result: T) -> None: ...
+    def __init__(self, enter_result: Any = None) -> None:
+        self.enter_result = enter_result
+
+    async def __aenter__(self) -> T:
+        return self.enter_result  # type: ignore[no-any-return]
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        return None
