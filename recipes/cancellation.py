@@ -1,0 +1,617 @@
+"""Cancelling is how asyncio stops work nobody wants any more: a timeout expired, a sibling
+task failed, the user pressed Ctrl+C, the service is shutting down.  It is cooperative.
+``task.cancel()`` only files a request; the request arrives as an
+:exc:`asyncio.CancelledError` raised inside the task at the ``await`` where it is
+suspended, and from there it travels up the stack like any other exception, running
+``finally`` blocks and ``__aexit__`` methods on its way.  This chapter follows that
+journey, shows how to clean up on the way without stopping it, and gives three copyable
+helpers: :func:`cancel_and_wait` to stop a set of tasks and be sure they are gone,
+:func:`shielded_cleanup` for cleanup that must itself await, and :func:`stop_on_signals`
+for a graceful exit on SIGINT and SIGTERM.
+
+How a cancellation travels
+--------------------------
+
+``task.cancel()`` returns at once and changes nothing yet.  The next time the task gets
+to run, the event loop throws :exc:`asyncio.CancelledError` into it at the ``await``
+where it is suspended.  The exception propagates up through every coroutine that
+awaited its way down to that point, exactly like an exception in synchronous code.
+When it leaves the task's outermost coroutine, the task is marked cancelled, and
+whoever awaits the task receives a :exc:`asyncio.CancelledError` of its own:
+
+>>> async def fetch_page():
+...     print("fetch_page: waiting for the server")
+...     await asyncio.sleep(10)  # the task is suspended here when cancel() arrives
+...     print("fetch_page: never printed")
+>>> async def crawl():
+...     try:
+...         await fetch_page()
+...     finally:
+...         print("crawl: the CancelledError passed through here")
+>>> async def main():
+...     task = asyncio.create_task(crawl())
+...     await asyncio.sleep(0.1)
+...     task.cancel()
+...     try:
+...         await task
+...     except asyncio.CancelledError:
+...         print("main: awaiting the task raised CancelledError; cancelled():", task.cancelled())
+>>> await main()
+fetch_page: waiting for the server
+crawl: the CancelledError passed through here
+main: awaiting the task raised CancelledError; cancelled(): True
+
+Awaiting a cancelled task again raises again; the task stays cancelled for good:
+
+>>> task = asyncio.create_task(asyncio.sleep(10))
+>>> await asyncio.sleep(0)
+>>> task.cancel()
+True
+>>> await task
+Traceback (most recent call last):
+...
+asyncio.exceptions.CancelledError
+
+Two things follow.  A cancelled coroutine stops at an ``await``, never in the middle of
+synchronous code, so state changed between two awaits is never half-updated by a
+cancellation.  And a coroutine that never awaits cannot be cancelled until it does.
+
+Cleaning up when cancelled
+--------------------------
+
+Because cancellation is an exception, the tools for cleanup are the ordinary ones:
+``try``/``finally`` and context managers.  ``async with`` runs ``__aexit__`` with the
+:exc:`asyncio.CancelledError`, which is what closes connections, releases locks and
+returns pooled resources when a task is cancelled halfway through:
+
+>>> import contextlib
+>>> @contextlib.asynccontextmanager
+... async def connection(name):
+...     try:
+...         yield name
+...     finally:
+...         print("close", name)
+>>> async def handle_request():
+...     async with connection("db"):
+...         await asyncio.sleep(10)  # a slow query
+>>> task = asyncio.create_task(handle_request())
+>>> await asyncio.sleep(0.1)
+>>> task.cancel()  # the loop runs the task, and its cleanup, right after this line
+True
+close db
+>>> task.cancelled()
+True
+
+A ``finally`` block may itself ``await`` (close a connection gracefully, flush a
+buffer): by the time it runs, the cancellation has been delivered and the task runs
+normally again.  What can still interrupt such an await is a *second* ``cancel()`` –
+see `Cleanup that must await`_.
+
+Never swallowing CancelledError
+-------------------------------
+
+The caller of ``task.cancel()`` relies on the task actually stopping: a timeout relies
+on it, :class:`asyncio.TaskGroup` relies on it, and so does :func:`asyncio.run` when it
+shuts down.  Catching :exc:`asyncio.CancelledError` and carrying on breaks all of them
+without any error message.
+
+.. important::
+
+   Since Python 3.8, :exc:`asyncio.CancelledError` derives from :exc:`BaseException`,
+   not :exc:`Exception`, so ``except Exception:`` lets it pass – that is on purpose.
+   But a bare ``except:`` or ``except BaseException:`` catches it, and the task then
+   silently keeps going or returns as if nothing happened.  Catch it only to log or
+   clean up, and re-raise it with a bare ``raise``.
+
+>>> async def swallowing():
+...     try:
+...         await asyncio.sleep(10)
+...     except BaseException:  # WRONG: also catches the cancellation
+...         return "carried on"
+>>> task = asyncio.create_task(swallowing())
+>>> await asyncio.sleep(0)
+>>> task.cancel()
+True
+>>> await task  # the canceller believes the task stopped; it did not
+'carried on'
+>>> task.cancelled()
+False
+
+The correct shape: ``except Exception`` for errors you handle, and if you need to react
+to cancellation, a separate clause that ends in ``raise``:
+
+>>> async def polite():
+...     try:
+...         await asyncio.sleep(10)
+...     except Exception as exc:  # real errors: handle them
+...         print("failed:", exc)
+...     except asyncio.CancelledError:
+...         print("cancelled: logging it, then letting it go on")
+...         raise
+>>> task = asyncio.create_task(polite())
+>>> await asyncio.sleep(0)
+>>> task.cancel()
+True
+cancelled: logging it, then letting it go on
+>>> task.cancelled()
+True
+
+Saying why: cancel messages
+---------------------------
+
+``task.cancel(msg)`` attaches a message to the :exc:`asyncio.CancelledError` raised
+inside the task, which helps when a log shows a task that stopped unexpectedly:
+
+>>> async def job():
+...     try:
+...         await asyncio.sleep(10)
+...     except asyncio.CancelledError as exc:
+...         print("job cancelled:", exc.args)
+...         raise
+>>> task = asyncio.create_task(job())
+>>> await asyncio.sleep(0)
+>>> task.cancel("server shutting down")  # doctest: +PY39
+True
+job cancelled: ('server shutting down',)
+
+.. versionadded:: 3.9
+   The *msg* argument of :meth:`asyncio.Task.cancel`.  On 3.8 there is nowhere to put
+   the reason; log it before calling ``cancel()``.
+
+.. versionchanged:: 3.11
+   The message also reaches whoever awaits the cancelled task.  On 3.9 and 3.10 the
+   awaiter gets a bare :exc:`asyncio.CancelledError` whose ``__context__`` holds the
+   one with the message.
+
+Counting cancellations: cancelling() and uncancel()
+---------------------------------------------------
+
+Structured-concurrency tools cancel tasks *themselves*: :func:`asyncio.timeout`
+cancels the current task when the deadline passes, and :class:`asyncio.TaskGroup`
+cancels its parent task when a child fails.  Each must then turn its own
+:exc:`asyncio.CancelledError` back into a normal exit (``TimeoutError``, an
+``ExceptionGroup``) – but only if nobody *else* asked for the task to be cancelled
+meanwhile.  Since Python 3.11 a task counts the requests: :meth:`asyncio.Task.cancel`
+increments the count, :meth:`asyncio.Task.cancelling` reads it, and
+:meth:`asyncio.Task.uncancel` takes one request back and returns what is left:
+
+>>> task = asyncio.create_task(asyncio.sleep(10))
+>>> await asyncio.sleep(0)
+>>> task.cancel(), task.cancel()
+(True, True)
+>>> task.cancelling()  # doctest: +PY311
+2
+>>> task.uncancel()  # doctest: +PY311
+1
+
+A hand-made deadline shows the protocol: absorb the cancellation only if it was your
+own and the count drops to zero; otherwise somebody else wants the task gone too, so
+re-raise.  (This is what :func:`asyncio.timeout` does; use that, this is for reading.)
+
+>>> async def with_deadline(seconds, coro):
+...     task = asyncio.current_task()
+...     expired = False
+...     def expire():
+...         nonlocal expired
+...         expired = True
+...         task.cancel()
+...     handle = asyncio.get_running_loop().call_later(seconds, expire)
+...     try:
+...         return await coro
+...     except asyncio.CancelledError:
+...         if expired and task.uncancel() == 0:
+...             return "deadline passed"  # our own request, and nobody else's
+...         raise  # an outside cancel(): never swallow it
+...     finally:
+...         handle.cancel()
+>>> await with_deadline(0.2, asyncio.sleep(10))  # doctest: +PY311
+'deadline passed'
+>>> slow = asyncio.create_task(with_deadline(5, asyncio.sleep(10)))
+>>> await asyncio.sleep(0.1)
+>>> slow.cancel()  # from outside, before the deadline
+True
+>>> await asyncio.wait([slow])
+(...)
+>>> slow.cancelled()
+True
+
+.. versionadded:: 3.11
+   :meth:`asyncio.Task.cancelling` and :meth:`asyncio.Task.uncancel`.  Code that
+   swallows cancellation on purpose (rarely right) must call ``uncancel()`` on 3.11+, or
+   a surrounding :func:`asyncio.timeout` or :class:`asyncio.TaskGroup` misreads the
+   count.  On 3.8–3.10 the ``taskgroup`` backport (see the TaskGroup chapter) supplies
+   its own Task subclass with these methods.
+
+Cancelling a set of tasks at shutdown
+-------------------------------------
+
+Cancelling is half of a shutdown; the other half is waiting until the tasks have
+actually finished, so their ``finally`` blocks run while the loop is still alive.
+Skipping the wait leaves tasks pending when the loop closes, and Python reports
+``Task was destroyed but it is pending!``.  :func:`cancel_and_wait` does both halves,
+and keeps waiting even if the task that calls it is itself cancelled meanwhile (a
+shutdown that is interrupted half-way is exactly when leaks happen):
+
+>>> async def worker(name):
+...     try:
+...         await asyncio.sleep(3600)
+...     finally:
+...         print(name, "stopped")
+>>> workers = [asyncio.create_task(worker(f"worker-{n}")) for n in range(3)]
+>>> await asyncio.sleep(0.1)
+>>> await cancel_and_wait(*workers)
+worker-0 stopped
+worker-1 stopped
+worker-2 stopped
+[]
+
+Cleanup that must await
+-----------------------
+
+A ``finally`` block that awaits can be interrupted by a second ``cancel()`` – a user
+who presses Ctrl+C twice, a supervisor that cancels again because the first attempt
+seemed slow.  The goodbye to the server is then cut off half-way:
+
+>>> async def close_connection(name):
+...     await asyncio.sleep(0.5)  # tell the server goodbye, flush buffers
+...     print(name, "closed cleanly")
+>>> async def handler(name):
+...     try:
+...         await asyncio.sleep(3600)  # serve the client
+...     finally:
+...         await close_connection(name)  # a second cancel() lands here
+>>> task = asyncio.create_task(handler("conn-1"))
+>>> await asyncio.sleep(0.1)
+>>> task.cancel()
+True
+>>> await asyncio.sleep(0.1)
+>>> task.cancel()
+True
+>>> await asyncio.wait([task])  # "conn-1 closed cleanly" is never printed
+(...)
+
+:func:`asyncio.shield` alone does not fix this: ``await asyncio.shield(cleanup())``
+protects the inner coroutine, but the *outer* await still raises at once, so the task
+finishes while the cleanup runs on unobserved – its errors are lost, and if the loop
+closes first it is destroyed pending.  :func:`shielded_cleanup` shields the cleanup
+*and* waits for it to finish (within a time limit) before letting the cancellation go
+on:
+
+>>> async def handler(name):
+...     try:
+...         await asyncio.sleep(3600)
+...     finally:
+...         await shielded_cleanup(close_connection(name), timeout=2)
+>>> task = asyncio.create_task(handler("conn-2"))
+>>> await asyncio.sleep(0.1)
+>>> task.cancel()
+True
+>>> await asyncio.sleep(0.1)
+>>> task.cancel()
+True
+>>> await asyncio.wait([task])
+conn-2 closed cleanly
+(...)
+>>> task.cancelled()
+True
+
+Shutting down on SIGINT and SIGTERM
+-----------------------------------
+
+A service should stop in an orderly way when it is told to: Ctrl+C sends SIGINT,
+``kill`` and container managers send SIGTERM.  Python's default for SIGINT raises
+:exc:`KeyboardInterrupt` at whatever line happens to be running, and SIGTERM kills
+the process outright, so no ``finally`` block runs.  On Unix,
+:meth:`asyncio.loop.add_signal_handler` runs a callback inside the event loop instead.
+:func:`stop_on_signals` uses it to set an :class:`asyncio.Event`; ``main()`` waits for
+the event and then shuts down with :func:`cancel_and_wait`::
+
+    async def main() -> None:
+        workers = [asyncio.create_task(worker(n)) for n in range(4)]
+        try:
+            with stop_on_signals() as stop:  # SIGINT and SIGTERM
+                await stop.wait()
+            print("signal received, stopping")
+        finally:
+            await cancel_and_wait(*workers, timeout=10)
+
+    asyncio.run(main())
+
+The session at the end of this chapter runs exactly that, with the process sending
+itself a SIGTERM.
+
+.. versionchanged:: 3.11
+   :func:`asyncio.run` and :class:`asyncio.Runner` handle SIGINT themselves: the first
+   Ctrl+C cancels the main task (so its ``finally`` blocks run) and
+   :exc:`KeyboardInterrupt` is raised once it has finished.  SIGTERM still needs a
+   handler, and on 3.8–3.10 so does SIGINT.  :func:`stop_on_signals` restores whatever
+   handler was there before when its block exits.
+
+.. important::
+
+   Windows event loops have no ``add_signal_handler()`` (it raises
+   ``NotImplementedError``).  There, Ctrl+C raises :exc:`KeyboardInterrupt` out of
+   :func:`asyncio.run`, which cancels the remaining tasks on its way out; keep the
+   shutdown logic in ``finally`` blocks so it runs on both systems.
+
+A whole service in one session: workers, a signal, an orderly stop.
+
+>>> import os, signal
+>>> async def worker(n):
+...     try:
+...         while True:
+...             await asyncio.sleep(0.2)  # one unit of work
+...     finally:
+...         print(f"worker {n} finished its last unit")
+>>> async def main():
+...     workers = [asyncio.create_task(worker(n)) for n in range(2)]
+...     try:
+...         with stop_on_signals() as stop:
+...             loop = asyncio.get_running_loop()
+...             loop.call_later(0.5, os.kill, os.getpid(), signal.SIGTERM)  # as `kill` would
+...             await stop.wait()
+...         print("SIGTERM received, stopping")
+...     finally:
+...         errors = await cancel_and_wait(*workers, timeout=5)
+...     print("stopped; errors:", errors)
+>>> await main()
+SIGTERM received, stopping
+worker 0 finished its last unit
+worker 1 finished its last unit
+stopped; errors: []
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import signal
+import sys
+from typing import Any, Awaitable, Dict, Iterator, List, Optional, TypeVar
+
+__all__ = ["cancel_and_wait", "shielded_cleanup", "stop_on_signals"]
+
+T = TypeVar("T")
+
+
+async def cancel_and_wait(
+    *tasks: asyncio.Future[Any],
+    msg: Optional[str] = None,
+    timeout: Optional[float] = None,
+) -> List[BaseException]:
+    """Cancel *tasks* and wait until every one of them has finished.
+
+    >>> async def sleeper():
+    ...     await asyncio.sleep(3600)
+    >>> tasks = [asyncio.create_task(sleeper()) for _ in range(3)]
+    >>> await cancel_and_wait(*tasks)
+    []
+    >>> [task.cancelled() for task in tasks]
+    [True, True, True]
+
+    Tasks are cancelled in argument order; tasks that are already done are left alone.
+    The return value lists the exceptions of tasks that *failed* instead of being
+    cancelled – typically an error raised by a ``finally`` block – in argument order.
+    Retrieving them here stops asyncio from reporting ``Task exception was never
+    retrieved`` later, so log them:
+
+    >>> async def bad_cleanup():
+    ...     try:
+    ...         await asyncio.sleep(3600)
+    ...     finally:
+    ...         raise ConnectionResetError("peer vanished during goodbye")
+    >>> task = asyncio.create_task(bad_cleanup())
+    >>> await asyncio.sleep(0)
+    >>> await cancel_and_wait(task)
+    [ConnectionResetError('peer vanished during goodbye')]
+
+    If the calling task is cancelled while waiting, the wait goes on until every task
+    has finished, and *then* :exc:`asyncio.CancelledError` is raised.  A timeout around
+    the call therefore cannot cut the shutdown short; it is reported once the tasks are
+    gone:
+
+    >>> async def slow_to_stop():
+    ...     try:
+    ...         await asyncio.sleep(3600)
+    ...     finally:
+    ...         await asyncio.sleep(0.5)  # flushing a buffer
+    >>> task = asyncio.create_task(slow_to_stop())
+    >>> await asyncio.sleep(0)
+    >>> loop = asyncio.get_running_loop()
+    >>> start = loop.time()
+    >>> try:
+    ...     await asyncio.wait_for(cancel_and_wait(task), timeout=0.1)
+    ... except asyncio.TimeoutError:
+    ...     print("timed out after", round(loop.time() - start, 1), "s; done:", task.done())
+    timed out after 0.5 s; done: True
+
+    To bound the wait, pass *timeout*: after that many seconds
+    :exc:`asyncio.TimeoutError` is raised, and tasks that ignored their cancellation
+    are still running (you hold the references; log them).  *msg* is passed to
+    :meth:`asyncio.Task.cancel` on Python 3.9+ and ignored on 3.8.
+
+    Arguments are checked before anything is cancelled: a coroutine instead of a task
+    raises :exc:`TypeError` (and is closed, so no "never awaited" warning follows), and
+    the calling task itself raises :exc:`ValueError`, because it would wait for itself
+    forever.
+    """
+    _check_tasks(tasks)
+    if timeout is not None and timeout < 0:
+        raise ValueError(f"timeout must be >= 0 or None, got {timeout!r}")
+    loop = asyncio.get_running_loop()
+    deadline = None if timeout is None else loop.time() + timeout
+    # dict.fromkeys: drop duplicates but keep argument order (cancel order = cleanup order)
+    pending = [task for task in dict.fromkeys(tasks) if not task.done()]
+    for task in pending:
+        if msg is None or sys.version_info < (3, 9):
+            task.cancel()
+        else:
+            task.cancel(msg)
+    interrupted: Optional[asyncio.CancelledError] = None
+    while pending:
+        remaining = None if deadline is None else deadline - loop.time()
+        if remaining is not None and remaining <= 0:
+            break
+        try:
+            await asyncio.wait(pending, timeout=remaining)
+        except asyncio.CancelledError as exc:
+            # We are being cancelled ourselves.  The tasks already have their
+            # cancellation; wait for them anyway, then pass ours on.
+            interrupted = exc
+        pending = [task for task in pending if not task.done()]
+    if interrupted is not None:
+        raise interrupted
+    if pending:
+        raise asyncio.TimeoutError(
+            f"{len(pending)} task(s) still running {timeout} s after cancel(): {pending!r}"
+        )
+    return [
+        error
+        for task in dict.fromkeys(tasks)
+        if not task.cancelled() and (error := task.exception()) is not None
+    ]
+
+
+def _check_tasks(tasks: Any) -> None:
+    current = asyncio.current_task()
+    for task in tasks:
+        if not isinstance(task, asyncio.Future):
+            if inspect.iscoroutine(task):
+                task.close()
+                raise TypeError(
+                    "cancel_and_wait() takes tasks, got a coroutine object; "
+                    "wrap it with asyncio.create_task() when you start it"
+                )
+            raise TypeError(f"cancel_and_wait() takes tasks, got {type(task).__name__}")
+        if task is current:
+            raise ValueError("cancel_and_wait() cannot wait for the task that calls it")
+
+
+async def shielded_cleanup(cleanup: Awaitable[T], *, timeout: Optional[float]) -> T:
+    """Run *cleanup* to the end even if the calling task is cancelled meanwhile.
+
+    >>> async def flush():
+    ...     await asyncio.sleep(0.2)
+    ...     print("buffer flushed")
+    ...     return 42
+    >>> await shielded_cleanup(flush(), timeout=1)
+    buffer flushed
+    42
+
+    *cleanup* is an awaitable (``conn.close()``, not ``conn.close``) and runs in a task
+    of its own.  If the caller is cancelled while it runs, the cleanup carries on; once
+    it has finished, :exc:`asyncio.CancelledError` is raised so the cancellation is not
+    lost (an error from the cleanup is then chained as its ``__context__``):
+
+    >>> async def caller():
+    ...     try:
+    ...         await asyncio.sleep(3600)
+    ...     finally:
+    ...         await shielded_cleanup(flush(), timeout=1)
+    >>> task = asyncio.create_task(caller())
+    >>> await asyncio.sleep(0)
+    >>> task.cancel()
+    True
+    >>> await asyncio.sleep(0.1)
+    >>> task.cancel()  # interrupts nothing
+    True
+    >>> await asyncio.wait([task])
+    buffer flushed
+    (...)
+    >>> task.cancelled()
+    True
+
+    *timeout* (seconds, or ``None`` for no limit – a deliberate choice, so it is
+    required) bounds the cleanup, so a hung peer cannot hang the shutdown.  When it
+    expires, the cleanup is cancelled and waited for, and :exc:`asyncio.TimeoutError`
+    is raised (or :exc:`asyncio.CancelledError`, if the caller was cancelled):
+
+    >>> async def hung_goodbye():
+    ...     await asyncio.sleep(3600)
+    >>> try:
+    ...     await shielded_cleanup(hung_goodbye(), timeout=0.3)
+    ... except asyncio.TimeoutError as exc:
+    ...     print(exc)
+    cleanup did not finish within 0.3 s
+    """
+    if not inspect.isawaitable(cleanup):
+        hint = " (call it: conn.close(), not conn.close)" if callable(cleanup) else ""
+        raise TypeError(
+            f"shielded_cleanup() needs an awaitable, got {type(cleanup).__name__}{hint}"
+        )
+    if timeout is not None and timeout <= 0:
+        if inspect.iscoroutine(cleanup):
+            cleanup.close()
+        raise ValueError(f"timeout must be > 0 or None, got {timeout!r}")
+    loop = asyncio.get_running_loop()
+    deadline = None if timeout is None else loop.time() + timeout
+    task = asyncio.ensure_future(cleanup)
+    interrupted: Optional[asyncio.CancelledError] = None
+    while not task.done():
+        remaining = None if deadline is None else deadline - loop.time()
+        if remaining is not None and remaining <= 0:
+            break
+        try:
+            await asyncio.wait([task], timeout=remaining)
+        except asyncio.CancelledError as exc:
+            interrupted = exc  # keep waiting; pass it on afterwards
+    if not task.done():
+        try:
+            await cancel_and_wait(task)
+        except asyncio.CancelledError as exc:
+            interrupted = exc
+        if interrupted is not None:
+            raise interrupted
+        raise asyncio.TimeoutError(f"cleanup did not finish within {timeout} s")
+    if interrupted is not None:
+        try:
+            task.result()
+        except BaseException:
+            raise interrupted  # the cleanup's own error becomes its __context__
+        raise interrupted
+    return task.result()
+
+
+@contextlib.contextmanager
+def stop_on_signals(*signals: int) -> Iterator[asyncio.Event]:
+    """Within the block, SIGINT and SIGTERM (or *signals*) set the yielded event.
+
+    >>> import os, signal
+    >>> with stop_on_signals(signal.SIGUSR1) as stop:
+    ...     os.kill(os.getpid(), signal.SIGUSR1)
+    ...     await asyncio.wait_for(stop.wait(), timeout=1)
+    True
+
+    The handlers run inside the event loop (through
+    :meth:`asyncio.loop.add_signal_handler`), so the code waiting on the event decides
+    how to stop – typically :func:`cancel_and_wait` on its workers.  When the block
+    exits, the handlers are removed and the ones that were installed before are put
+    back (including the SIGINT handler of :func:`asyncio.run` on 3.11+):
+
+    >>> before = signal.getsignal(signal.SIGUSR1)
+    >>> with stop_on_signals(signal.SIGUSR1):
+    ...     signal.getsignal(signal.SIGUSR1) is before
+    False
+    >>> signal.getsignal(signal.SIGUSR1) is before
+    True
+
+    Unix only, main thread only, and inside a running event loop: Windows loops raise
+    :exc:`NotImplementedError`, other threads :exc:`RuntimeError`.  A signal that
+    cannot be caught (``SIGKILL``) raises :exc:`RuntimeError` before the block is
+    entered, with the handlers installed so far removed again.
+    """
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    previous: Dict[int, Any] = {}
+    try:
+        for signum in signals or (signal.SIGINT, signal.SIGTERM):
+            before = signal.getsignal(signum)
+            loop.add_signal_handler(signum, stop.set)
+            previous[signum] = before
+        yield stop
+    finally:
+        for signum, before in previous.items():
+            loop.remove_signal_handler(signum)
+            if before is not None:
+                signal.signal(signum, before)

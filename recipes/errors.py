@@ -1,0 +1,548 @@
+"""An exception raised in a coroutine travels up through ``await`` exactly as it would
+through ordinary calls.  Concurrency is what makes error handling in asyncio
+different: when several tasks run at once, *where* does an exception go, who sees it,
+and what happens to the others?  The answer depends on the tool that started them –
+:func:`asyncio.gather`, :func:`asyncio.wait` and :class:`asyncio.TaskGroup` each behave
+differently.  This chapter goes through the three, shows how to take an
+``ExceptionGroup`` apart, and ends with a copyable retry helper, :func:`retry` (and
+its decorator form :func:`retrying`), with exponential backoff and full jitter that
+builds a fresh coroutine for every attempt.
+
+Exceptions across await
+-----------------------
+
+Within one task nothing is new: an exception propagates from the coroutine that
+raised it through every ``await`` above it, and ``try``/``except`` catches it at any
+level.  Awaiting a task re-raises the exception that ended it, so an error crosses from
+one task to another at the point where the result is collected:
+
+>>> async def parse(text):
+...     await asyncio.sleep(0.1)  # pretend to do I/O
+...     return int(text)
+>>> async def load(text):
+...     return await parse(text) * 2
+>>> try:
+...     await load("forty-two")
+... except ValueError as exc:
+...     print("caught in the caller:", exc)
+caught in the caller: invalid literal for int() with base 10: 'forty-two'
+>>> task = asyncio.create_task(load("x"))
+>>> await asyncio.wait([task])  # the task has failed; nothing is raised yet
+(...)
+>>> await task  # the error surfaces where the task is awaited
+Traceback (most recent call last):
+...
+ValueError: invalid literal for int() with base 10: 'x'
+
+Errors in gather
+----------------
+
+:func:`asyncio.gather` returns the results in argument order.  When one awaitable
+raises, ``gather`` raises that first exception to its caller at once – but it does
+*not* cancel the others.  They keep running in the background, and whatever they
+raise later is never seen by anyone:
+
+>>> async def step(name, seconds, error=None):
+...     await asyncio.sleep(seconds)
+...     if error is not None:
+...         raise error
+...     print(name, "finished")
+...     return name
+>>> try:
+...     await asyncio.gather(step("a", 0.1, KeyError("a")), step("b", 0.3))
+... except KeyError as exc:
+...     print("gather raised", repr(exc))
+gather raised KeyError('a')
+>>> await asyncio.sleep(0.3)  # "b" is still running
+b finished
+
+With ``return_exceptions=True`` nothing is raised: exceptions are returned in place of
+results, so every outcome can be inspected.
+
+.. important::
+
+   The outcomes of ``gather(..., return_exceptions=True)`` can include
+   :exc:`asyncio.CancelledError`, which is a :exc:`BaseException`, not an
+   :exc:`Exception`.  Filter with ``isinstance(result, BaseException)``, or a cancelled
+   task's "result" passes for a value.
+
+>>> victim = asyncio.create_task(asyncio.sleep(10))
+>>> victim.cancel()
+True
+>>> outcomes = await asyncio.gather(
+...     step("a", 0.1), step("b", 0.1, KeyError("b")), victim, return_exceptions=True
+... )
+a finished
+>>> outcomes
+['a', KeyError('b'), CancelledError(...)]
+>>> [o for o in outcomes if not isinstance(o, Exception)]  # WRONG: keeps the CancelledError
+['a', CancelledError(...)]
+>>> [o for o in outcomes if not isinstance(o, BaseException)]
+['a']
+
+Errors in wait
+--------------
+
+:func:`asyncio.wait` never raises the tasks' exceptions: it returns ``(done,
+pending)`` and leaves each exception stored on its task.  Call ``task.result()``
+(re-raises) or ``task.exception()`` (returns it) for every task in ``done``:
+
+>>> tasks = [asyncio.create_task(step(n, 0.1, error)) for n, error in
+...          [("a", None), ("b", ConnectionError("b")), ("c", None)]]
+>>> done, pending = await asyncio.wait(tasks)
+a finished
+c finished
+>>> [repr(task.exception()) for task in tasks]
+['None', "ConnectionError('b')", 'None']
+
+.. important::
+
+   An exception that nobody retrieves is reported only when the task is garbage
+   collected – possibly much later, somewhere unrelated – as ``Task exception was
+   never retrieved``, through the loop's exception handler (which logs it).  Keep the
+   tasks, and look at each one.
+
+>>> loop = asyncio.get_running_loop()
+>>> loop.set_exception_handler(lambda loop, context: print("asyncio:", context["message"]))
+>>> import gc
+>>> forgotten = asyncio.create_task(step("d", 0.1, ValueError("d")))
+>>> _ = await asyncio.wait([forgotten])
+>>> del forgotten, _; _ = gc.collect()  # the last reference goes away
+asyncio: Task exception was never retrieved
+>>> loop.set_exception_handler(None)
+
+``wait(return_when=asyncio.FIRST_EXCEPTION)`` returns as soon as one task fails, which
+is how to get TaskGroup-like behaviour with only the standard library of 3.8–3.10:
+wait for the first failure, cancel the rest, wait for them, then look at each task:
+
+>>> tasks = [asyncio.create_task(step("a", 0.1, KeyError("a"))),
+...          asyncio.create_task(step("b", 5))]
+>>> done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+>>> for task in pending:
+...     _ = task.cancel()
+>>> _ = await asyncio.wait(pending)
+>>> [repr(task.exception()) for task in tasks if not task.cancelled()]
+["KeyError('a')"]
+>>> [task.cancelled() for task in tasks]
+[False, True]
+
+Errors in a TaskGroup
+---------------------
+
+:class:`asyncio.TaskGroup` (Python 3.11+) does what the example above does by hand:
+the first failure cancels the other tasks, and when all have finished, *every* error
+is raised together in an :exc:`ExceptionGroup`:
+
+>>> try:  # doctest: +PY311
+...     async with asyncio.TaskGroup() as tg:
+...         a = tg.create_task(step("a", 0, KeyError("a")))
+...         b = tg.create_task(step("b", 0, OSError("b")))
+...         c = tg.create_task(step("c", 5))
+... except ExceptionGroup as group:
+...     print(repr(group))
+ExceptionGroup('unhandled errors in a TaskGroup', [KeyError('a'), OSError('b')])
+
+On 3.8–3.10 the ``taskgroup`` and ``exceptiongroup`` backports from PyPI provide the
+same class and the same groups; the TaskGroup chapter (:mod:`recipes.task_groups`)
+shows how to use them on every version.
+
+Handling an ExceptionGroup
+--------------------------
+
+``except*`` catches the matching exceptions *inside* a group; every clause that
+matches runs, and unmatched exceptions are re-raised in a smaller group:
+
+>>> try:  # doctest: +PY311
+...     raise ExceptionGroup("batch", [KeyError("a"), OSError("b"), OSError("c")])
+... except* OSError as group:
+...     print("I/O errors:", group.exceptions)
+... except* KeyError as group:
+...     print("lookup errors:", group.exceptions)
+I/O errors: (OSError('b'), OSError('c'))
+lookup errors: (KeyError('a'),)
+
+Without the new syntax, :meth:`BaseExceptionGroup.split` divides a group into the
+matching and the non-matching part (either may be ``None``), keeping nested groups
+and tracebacks; :meth:`BaseExceptionGroup.subgroup` keeps only the matching part.
+The ``exceptiongroup`` backport's classes have the same two methods on 3.8–3.10:
+
+>>> group = ExceptionGroup("batch", [KeyError("a"), OSError("b")])  # doctest: +PY311
+>>> io_errors, rest = group.split(OSError)  # doctest: +PY311
+>>> io_errors.exceptions, rest.exceptions  # doctest: +PY311
+((OSError('b'),), (KeyError('a'),))
+
+Both also take a predicate instead of a type.  It is called on the groups too,
+outermost first, and a group it accepts is taken whole – here ``"batch"`` contains an
+"a":
+
+>>> group.subgroup(lambda exc: "a" in str(exc)).exceptions  # doctest: +PY311
+(KeyError('a'), OSError('b'))
+>>> def leaf_mentions_a(exc):
+...     return not isinstance(exc, BaseExceptionGroup) and "a" in str(exc)
+>>> group.subgroup(leaf_mentions_a).exceptions  # doctest: +PY311
+(KeyError('a'),)
+
+.. versionadded:: 3.11
+   :exc:`ExceptionGroup`, :exc:`BaseExceptionGroup`, ``except*`` and
+   :class:`asyncio.TaskGroup`.
+
+Retrying with exponential backoff
+---------------------------------
+
+Networks fail briefly all the time: a connection is reset, a server restarts, a
+request times out.  Trying again after a pause often works; trying again *at once*, or
+with every client retrying on the same schedule, makes an overloaded server worse.
+The standard remedy is exponential backoff with full jitter: before attempt *n* + 1,
+sleep a random time between 0 and ``min(max_delay, base_delay * 2 ** (n - 1))``.
+
+.. important::
+
+   A retry must build a *new* coroutine for every attempt.  A coroutine object runs
+   once; awaiting it a second time raises ``RuntimeError: cannot reuse already awaited
+   coroutine``.  That is why :func:`retry` takes a *factory* – a function such as
+   ``lambda: fetch(url)`` – and not ``fetch(url)``.
+
+>>> async def fetch(url):
+...     await asyncio.sleep(0.1)
+...     raise ConnectionResetError(f"{url}: connection reset")
+>>> coro = fetch("/quote")
+>>> try:
+...     await coro
+... except ConnectionResetError as exc:
+...     print("first attempt failed:", exc)
+first attempt failed: /quote: connection reset
+>>> await coro  # "try again" with the same object
+Traceback (most recent call last):
+...
+RuntimeError: cannot reuse already awaited coroutine
+
+:func:`retry` calls the factory for every attempt, retries only the exceptions you
+name (by default ``OSError`` – which covers ``ConnectionError`` – and
+``asyncio.TimeoutError``), sleeps with backoff in between, never retries a
+cancellation, and after the last attempt raises the last error:
+
+>>> calls = []
+>>> async def flaky_quote():
+...     calls.append(loop.time())
+...     if len(calls) < 3:
+...         raise ConnectionResetError("try again")
+...     return 42.0
+>>> start = loop.time()
+>>> await retry(flaky_quote, attempts=5, base_delay=0.2, jitter=False)
+42.0
+>>> [round(t - start, 1) for t in calls]  # slept 0.2, then 0.4
+[0.0, 0.2, 0.6]
+
+Retries in your code are invisible unless you log them; pass ``on_retry`` (called
+with the attempt number, its error and the coming delay).  With ``jitter=True`` (the
+default) the delays are random; pass a seeded :class:`random.Random` as ``rng`` to make
+them repeatable in tests:
+
+>>> import random
+>>> def log(attempt, error, delay):
+...     print(f"attempt {attempt} failed ({error!r}); retrying in {delay:.3f} s")
+>>> calls.clear()
+>>> await retry(flaky_quote, base_delay=0.2, rng=random.Random(3), on_retry=log)
+attempt 1 failed (ConnectionResetError('try again')); retrying in 0.048 s
+attempt 2 failed (ConnectionResetError('try again')); retrying in 0.218 s
+42.0
+
+The rest of the options – a timeout per attempt, giving up, errors that must not be
+retried, collecting every attempt's error – are shown with :func:`retry` below.
+:func:`retrying` applies the same policy to every call of a coroutine function.
+
+A short session to end with: a service that fails twice, retried by a decorated
+function, with the clock showing the backoff.
+
+>>> attempts_seen = []
+>>> @retrying(attempts=4, base_delay=0.1, jitter=False)
+... async def get_price(symbol):
+...     attempts_seen.append(round(loop.time() - start, 1))
+...     if len(attempts_seen) < 3:
+...         raise ConnectionRefusedError(symbol)
+...     return {"symbol": symbol, "price": 42.0}
+>>> start = loop.time()
+>>> await get_price("ACME")
+{'symbol': 'ACME', 'price': 42.0}
+>>> attempts_seen  # slept 0.1, then 0.2
+[0.0, 0.1, 0.3]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import random
+from typing import (
+    Any,
+    Awaitable,
+    Callable,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+    Type,
+    TypeVar,
+    Union,
+    cast,
+)
+
+__all__ = ["DEFAULT_RETRY_ON", "RetryError", "retry", "retrying"]
+
+T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+
+_RetryOn = Union[Type[Exception], Tuple[Type[Exception], ...]]
+_OnRetry = Callable[[int, Exception, float], None]
+
+#: What :func:`retry` retries unless told otherwise: network and timeout errors.
+DEFAULT_RETRY_ON: Tuple[Type[Exception], ...] = (OSError, asyncio.TimeoutError)
+
+
+class RetryError(Exception):
+    """Raised by ``retry(..., collect_errors=True)`` when every attempt has failed.
+
+    ``errors`` holds each attempt's exception in order; the last one is also the
+    ``__cause__``, so a traceback shows it.
+    """
+
+    def __init__(self, message: str, errors: Sequence[Exception]) -> None:
+        super().__init__(message)
+        self.errors: List[Exception] = list(errors)
+
+
+async def retry(
+    factory: Callable[[], Awaitable[T]],
+    *,
+    attempts: int = 3,
+    base_delay: float = 0.1,
+    max_delay: float = 10.0,
+    retry_on: _RetryOn = DEFAULT_RETRY_ON,
+    timeout: Optional[float] = None,
+    jitter: bool = True,
+    rng: Optional[random.Random] = None,
+    on_retry: Optional[_OnRetry] = None,
+    collect_errors: bool = False,
+) -> T:
+    """Await ``factory()`` until it succeeds, at most *attempts* times, with backoff.
+
+    >>> outcomes = iter([ConnectionResetError("reset"), "pong"])
+    >>> async def ping():
+    ...     await asyncio.sleep(0.1)
+    ...     outcome = next(outcomes)
+    ...     if isinstance(outcome, Exception):
+    ...         raise outcome
+    ...     return outcome
+    >>> await retry(ping)
+    'pong'
+
+    *factory* is called afresh for every attempt and must return a new awaitable each
+    time (``lambda: fetch(url)``, ``functools.partial(fetch, url)``, or a coroutine
+    function that takes no arguments).  Before attempt *n* + 1 it sleeps
+    ``min(max_delay, base_delay * 2 ** (n - 1))`` seconds – or, with *jitter* (the
+    default), a random time between 0 and that, drawn from *rng*.  Only exceptions
+    that are instances of *retry_on* (by default :data:`DEFAULT_RETRY_ON`) are
+    retried; anything else propagates at once, and so does
+    :exc:`asyncio.CancelledError`, always.
+
+    After the last attempt the last error is raised, as itself, so ``except
+    ConnectionError`` still works around the call.  With ``collect_errors=True`` a
+    :class:`RetryError` is raised instead, holding every attempt's error:
+
+    >>> async def down():
+    ...     await asyncio.sleep(0.1)
+    ...     raise ConnectionRefusedError("db:5432")
+    >>> await retry(down, attempts=2, base_delay=0.1)
+    Traceback (most recent call last):
+    ...
+    ConnectionRefusedError: db:5432
+    >>> try:
+    ...     await retry(down, attempts=2, base_delay=0.1, collect_errors=True)
+    ... except RetryError as exc:
+    ...     print(exc)
+    ...     print(exc.errors)
+    gave up after 2 attempts (ConnectionRefusedError('db:5432'))
+    [ConnectionRefusedError('db:5432'), ConnectionRefusedError('db:5432')]
+
+    *timeout* bounds each attempt (with :func:`asyncio.wait_for`); an attempt that
+    overruns is cancelled and counts as an :exc:`asyncio.TimeoutError`, which the
+    default *retry_on* retries:
+
+    >>> loop = asyncio.get_running_loop()
+    >>> durations = iter([10, 0.1])  # the first attempt hangs
+    >>> async def sometimes_hangs():
+    ...     await asyncio.sleep(next(durations))
+    ...     return "answered"
+    >>> start = loop.time()
+    >>> await retry(sometimes_hangs, timeout=0.5, base_delay=0.1, jitter=False)
+    'answered'
+    >>> round(loop.time() - start, 1)  # 0.5 timed out + 0.1 backoff + 0.1 answer
+    0.7
+
+    Errors outside *retry_on* are not retried – a ``ValueError`` from bad input will
+    not go away by asking again:
+
+    >>> async def bad_request():
+    ...     raise ValueError("symbol must be upper case")
+    >>> await retry(bad_request, attempts=5)
+    Traceback (most recent call last):
+    ...
+    ValueError: symbol must be upper case
+
+    Arguments are checked before the first attempt.  Passing a coroutine object
+    instead of a factory is the classic mistake and raises :exc:`TypeError` (the
+    coroutine is closed, so no "never awaited" warning follows); so do a factory that
+    returns something that is not awaitable and a *retry_on* that is not made of
+    :exc:`Exception` subclasses.  *attempts* < 1, negative delays, ``max_delay <
+    base_delay`` and ``timeout <= 0`` raise :exc:`ValueError`:
+
+    >>> await retry(ping())
+    Traceback (most recent call last):
+    ...
+    TypeError: retry() needs a factory that returns a new awaitable on each call, ...
+    >>> await retry(ping, attempts=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: attempts must be >= 1, got 0
+    """
+    _check_policy(attempts, base_delay, max_delay, retry_on, timeout, on_retry)
+    if inspect.isawaitable(factory):
+        if inspect.iscoroutine(factory):
+            factory.close()
+        raise TypeError(
+            "retry() needs a factory that returns a new awaitable on each call, "
+            f"such as lambda: fetch(url); got {type(factory).__name__} object, "
+            "which can be awaited only once"
+        )
+    if not callable(factory):
+        raise TypeError(f"retry() needs a callable factory, got {type(factory).__name__}")
+    random_source = random.Random() if rng is None else rng
+    errors: List[Exception] = []
+    for attempt in range(1, attempts + 1):
+        try:
+            awaitable = factory()
+            if inspect.isawaitable(awaitable):
+                if timeout is None:
+                    return await awaitable
+                return await asyncio.wait_for(awaitable, timeout)
+        except retry_on as exc:
+            error = exc
+        else:
+            raise TypeError(
+                f"retry(): the factory must return an awaitable, it returned "
+                f"{type(awaitable).__name__}"
+            )
+        if collect_errors or attempt == attempts:
+            errors.append(error)
+        if attempt == attempts:
+            break
+        delay = min(max_delay, base_delay * 2.0 ** min(attempt - 1, 64))
+        if jitter:
+            # Rounded to the microsecond: finer is meaningless for a sleep, and virtual
+            # test clocks (looptime before 0.9) stall on sub-microsecond timers.
+            delay = round(random_source.uniform(0, delay), 6)
+        if on_retry is not None:
+            on_retry(attempt, error, delay)
+        await asyncio.sleep(delay)
+    last = errors[-1]
+    if collect_errors:
+        raise RetryError(f"gave up after {attempts} attempts ({last!r})", errors) from last
+    raise last
+
+
+def retrying(
+    *,
+    attempts: int = 3,
+    base_delay: float = 0.1,
+    max_delay: float = 10.0,
+    retry_on: _RetryOn = DEFAULT_RETRY_ON,
+    timeout: Optional[float] = None,
+    jitter: bool = True,
+    rng: Optional[random.Random] = None,
+    on_retry: Optional[_OnRetry] = None,
+    collect_errors: bool = False,
+) -> Callable[[F], F]:
+    """Decorate a coroutine function so that every call is retried like :func:`retry`.
+
+    >>> results = iter([ConnectionResetError("reset"), "ok"])
+    >>> @retrying(attempts=3, base_delay=0.1)
+    ... async def send(message):
+    ...     await asyncio.sleep(0.1)
+    ...     result = next(results)
+    ...     if isinstance(result, Exception):
+    ...         raise result
+    ...     return f"{message}: {result}"
+    >>> await send("hello")
+    'hello: ok'
+
+    Each call retries with the same arguments, building a new coroutine per attempt.
+    The options are those of :func:`retry` and are checked when the decorator is
+    applied, so a bad policy fails at import time rather than on the first error:
+
+    >>> @retrying(base_delay=-1)
+    ... async def never_defined():
+    ...     pass
+    Traceback (most recent call last):
+    ...
+    ValueError: base_delay must be >= 0, got -1
+
+    Only idempotent operations should be retried blindly: a request that timed out may
+    still have been carried out by the server.
+    """
+    _check_policy(attempts, base_delay, max_delay, retry_on, timeout, on_retry)
+
+    def decorate(func: F) -> F:
+        if not callable(func):
+            raise TypeError(f"@retrying() decorates a callable, got {type(func).__name__}")
+
+        @functools.wraps(func)
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            return await retry(
+                lambda: func(*args, **kwargs),
+                attempts=attempts,
+                base_delay=base_delay,
+                max_delay=max_delay,
+                retry_on=retry_on,
+                timeout=timeout,
+                jitter=jitter,
+                rng=rng,
+                on_retry=on_retry,
+                collect_errors=collect_errors,
+            )
+
+        return cast(F, wrapper)
+
+    return decorate
+
+
+def _check_policy(
+    attempts: int,
+    base_delay: float,
+    max_delay: float,
+    retry_on: _RetryOn,
+    timeout: Optional[float],
+    on_retry: Optional[_OnRetry],
+) -> None:
+    if isinstance(attempts, bool) or not isinstance(attempts, int):
+        raise TypeError(f"attempts must be an int, got {type(attempts).__name__}")
+    if attempts < 1:
+        raise ValueError(f"attempts must be >= 1, got {attempts}")
+    for name, value in (("base_delay", base_delay), ("max_delay", max_delay)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+        if not value >= 0:  # also rejects NaN
+            raise ValueError(f"{name} must be >= 0, got {value}")
+    if max_delay < base_delay:
+        raise ValueError(f"max_delay ({max_delay}) must be >= base_delay ({base_delay})")
+    if timeout is not None and not timeout > 0:
+        raise ValueError(f"timeout must be > 0 or None, got {timeout}")
+    types = retry_on if isinstance(retry_on, tuple) else (retry_on,)
+    for kind in types:
+        if not (isinstance(kind, type) and issubclass(kind, Exception)):
+            raise TypeError(
+                f"retry_on takes Exception subclasses, got {kind!r}; CancelledError, "
+                "KeyboardInterrupt and SystemExit are never retried"
+            )
+    if on_retry is not None and not callable(on_retry):
+        raise TypeError(f"on_retry must be callable, got {type(on_retry).__name__}")

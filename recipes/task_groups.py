@@ -1,0 +1,491 @@
+"""A task started with :func:`asyncio.create_task` lives on its own: if nobody keeps a
+reference, awaits it and cancels it when things go wrong, it leaks, and its error is
+lost.  *Structured concurrency* ties tasks to a block of code instead: the block does
+not exit until every task started in it has finished, and if one of them fails, the
+others are cancelled and every error is reported together as an ``ExceptionGroup``.
+:class:`asyncio.TaskGroup` (Python 3.11+) is asyncio's tool for this.  This chapter
+shows how to use it on every Python from 3.8 up, how to catch and take apart the
+exception groups it raises, how to stop a group early on purpose, when
+:func:`asyncio.gather` is still the better choice, and three helpers built on it:
+:func:`run_all`, :class:`StoppableTaskGroup` and :func:`race`, plus
+:func:`flatten_exceptions` for logging.
+
+Using TaskGroup on Python 3.8 to 3.10
+-------------------------------------
+
+:class:`asyncio.TaskGroup`, :exc:`ExceptionGroup` and ``except*`` arrived in Python
+3.11.  Two backports from PyPI bring the first two to 3.8–3.10: ``taskgroup`` (the
+3.12 TaskGroup, also ``timeout()`` and ``Runner``) and ``exceptiongroup``
+(:exc:`BaseExceptionGroup` and :exc:`ExceptionGroup` with the same methods).  Install
+them only where needed::
+
+    pip install "taskgroup; python_version < '3.11'" "exceptiongroup; python_version < '3.11'"
+
+and bind the names once, at the top of the module, as this one does:
+
+>>> import sys
+>>> if sys.version_info >= (3, 11):
+...     from asyncio import TaskGroup
+... else:
+...     from exceptiongroup import BaseExceptionGroup, ExceptionGroup
+...     from taskgroup import TaskGroup
+
+The rest of this chapter uses those three names and runs unchanged on 3.8 to 3.13.
+``except*`` is syntax, and a backport cannot add syntax: on 3.8–3.10 catch
+:exc:`BaseExceptionGroup` and take it apart with ``split()`` (below), or use the
+backport's ``exceptiongroup.catch()`` context manager.
+
+.. important::
+
+   A module that contains ``except*`` anywhere is a :exc:`SyntaxError` on 3.8–3.10 –
+   the whole module fails to import, not just the function.  Code that must run there
+   uses ``split()`` instead.
+
+The ``taskgroup`` backport needs :meth:`asyncio.Task.uncancel`, which older tasks lack,
+so on entering the block it moves the current coroutine into a task of its own Task
+subclass and moves it back on exit.  Inside the block, :func:`asyncio.current_task`
+therefore returns a different object than outside it.
+
+.. important::
+
+   On Python 3.8 (not 3.9 or 3.10), ``taskgroup`` 0.2.2 hangs, spinning at full CPU,
+   when the task running ``async with TaskGroup()`` is cancelled from outside – by
+   ``task.cancel()`` or a timeout – while the body of the block is suspended at an
+   ``await`` of its own.  A cancellation that arrives while the block waits for its
+   tasks at the end works.  On 3.8, keep the body free of awaits: start the tasks and
+   let the block end, as :func:`run_all` and :func:`race` do.
+
+Running tasks as a group
+------------------------
+
+Start tasks with ``tg.create_task()`` inside ``async with TaskGroup() as tg:``.  The
+block waits for all of them at its end, so when it exits every task is done and
+``task.result()`` is safe to call:
+
+>>> async def fetch(name, seconds):
+...     await asyncio.sleep(seconds)  # the network round trip
+...     return f"{name}: {seconds}s"
+>>> async with TaskGroup() as tg:
+...     a = tg.create_task(fetch("a", 0.2))
+...     b = tg.create_task(fetch("b", 0.1))
+...     print("both started")
+both started
+>>> a.result(), b.result()
+('a: 0.2s', 'b: 0.1s')
+
+Tasks may add more tasks to the group while it runs (pass ``tg`` along): the block
+keeps waiting until the last one is done.  :func:`run_all` wraps the common case of
+"run these, give me the results in order".
+
+When a task fails
+-----------------
+
+The first exception from a task (anything but :exc:`asyncio.CancelledError`) cancels
+every other task in the group *and* the body of the ``async with`` block.  When they
+have all finished, the group raises an :exc:`ExceptionGroup` holding every error that
+occurred – usually one, but two tasks can fail before the cancellation reaches them:
+
+>>> async def step(name, seconds, fail=False):
+...     try:
+...         await asyncio.sleep(seconds)
+...     except asyncio.CancelledError:
+...         print(name, "cancelled")
+...         raise
+...     if fail:
+...         raise ValueError(f"{name} failed")
+...     return name
+>>> try:
+...     async with TaskGroup() as tg:
+...         a = tg.create_task(step("a", 0.1, fail=True))
+...         b = tg.create_task(step("b", 0.5))
+... except ExceptionGroup as group:
+...     print(repr(group))
+b cancelled
+ExceptionGroup('unhandled errors in a TaskGroup', [ValueError('a failed')])
+
+An exception raised in the body of the block itself does the same: the tasks are
+cancelled and the exception joins the group.  :exc:`KeyboardInterrupt` and
+:exc:`SystemExit` are the exceptions to the rule: they cancel the tasks too, but are
+re-raised as they are, not wrapped.
+
+Catching errors from a group
+----------------------------
+
+``except*`` matches the exceptions *inside* a group by type; each clause receives a
+group of just the matching ones, and anything unmatched is re-raised as a (smaller)
+group:
+
+>>> try:  # doctest: +PY311
+...     async with TaskGroup() as tg:
+...         a = tg.create_task(step("a", 0, fail=True))
+...         b = tg.create_task(step("b", 0, fail=True))
+... except* ValueError as group:
+...     print("ValueErrors:", sorted(str(exc) for exc in group.exceptions))
+ValueErrors: ['a failed', 'b failed']
+
+The same without ``except*``, for 3.8–3.10: catch :exc:`BaseExceptionGroup` and split
+it.  Re-raise what you do not handle:
+
+>>> try:
+...     async with TaskGroup() as tg:
+...         a = tg.create_task(step("a", 0, fail=True))
+...         b = tg.create_task(step("b", 0, fail=True))
+... except BaseExceptionGroup as group:
+...     matched, rest = group.split(ValueError)
+...     if matched is not None:
+...         print("ValueErrors:", sorted(str(exc) for exc in matched.exceptions))
+...     if rest is not None:
+...         raise rest
+ValueErrors: ['a failed', 'b failed']
+
+.. important::
+
+   ``except ExceptionGroup`` does not catch a plain ``ValueError``, and
+   ``except ValueError`` does not catch a group that contains one.  Code that switches
+   from :func:`asyncio.gather` to a TaskGroup must update its ``except`` clauses, or
+   the errors it used to handle fly straight past them.
+
+Picking exceptions out of a group: split and subgroup
+-----------------------------------------------------
+
+Groups nest (a TaskGroup inside a task of another TaskGroup gives a group inside a
+group), so looping over ``group.exceptions`` is not enough.  Two methods walk the
+whole tree and keep its shape: :meth:`BaseExceptionGroup.subgroup` returns the
+matching part (or ``None``), :meth:`BaseExceptionGroup.split` returns
+``(matching, rest)``.  Both take an exception type, a tuple of types, or a predicate
+(which is called on the nested groups as well, and takes a group it accepts whole):
+
+>>> group = ExceptionGroup("outer", [
+...     ValueError("bad input"),
+...     ExceptionGroup("inner", [TimeoutError("slow"), ValueError("bad header")]),
+... ])
+>>> group.subgroup(ValueError).exceptions
+(ValueError('bad input'), ExceptionGroup('inner', [ValueError('bad header')]))
+>>> matched, rest = group.split(lambda exc: "header" in str(exc))
+>>> matched
+ExceptionGroup('outer', [ExceptionGroup('inner', [ValueError('bad header')])])
+>>> rest.exceptions
+(ValueError('bad input'), ExceptionGroup('inner', [TimeoutError('slow')]))
+
+For a log, you usually want the leaves: :func:`flatten_exceptions` lists them.
+
+Stopping a group early
+----------------------
+
+Sometimes a group's job is done before all its tasks are: one mirror answered, a
+searcher found the item, a watchdog says stop.  Up to Python 3.13 the group has no
+method for this; the documented way is to raise a private exception from a task –
+which cancels everything like any failure – and to catch exactly that exception
+outside:
+
+>>> class _Done(Exception):
+...     "Raised to stop the group; never escapes it."
+>>> async def finish():
+...     raise _Done
+>>> try:  # doctest: +PY311
+...     async with TaskGroup() as tg:
+...         crawler = tg.create_task(step("crawler", 10))
+...         await asyncio.sleep(0.1)
+...         stopper = tg.create_task(finish())  # the job is done: stop everything
+... except* _Done:
+...     pass
+crawler cancelled
+
+:class:`StoppableTaskGroup` packages that pattern, so ``stop()`` works on every version
+and any *other* error still comes out as usual:
+
+>>> async with StoppableTaskGroup() as group:
+...     crawler = group.create_task(step("crawler", 10))
+...     await asyncio.sleep(0.1)
+...     group.stop()
+crawler cancelled
+
+TaskGroup or gather?
+--------------------
+
+:func:`asyncio.gather` also runs awaitables concurrently and returns their results in
+order, and it exists on every version.  But when one of them fails, ``gather`` raises
+that first error and *leaves the others running*, unobserved:
+
+>>> async def slow_step():
+...     await asyncio.sleep(0.3)
+...     print("slow_step finished anyway; its result is lost")
+>>> try:
+...     await asyncio.gather(step("a", 0.1, fail=True), slow_step())
+... except ValueError as exc:
+...     print("gather raised:", exc)
+gather raised: a failed
+>>> await asyncio.sleep(0.3)  # meanwhile the other one is still running
+slow_step finished anyway; its result is lost
+
+With a TaskGroup, ``slow_step()`` would have been cancelled before the ``except`` clause ran.
+Prefer a TaskGroup when one failure makes the others pointless, when tasks are
+started dynamically, or when no task may outlive the block.  ``gather`` remains right
+for "run all of them, then tell me what happened to each" –
+``gather(..., return_exceptions=True)``, which never cancels anything – and on 3.8–3.10
+without the backports.
+
+.. versionadded:: 3.11
+   :class:`asyncio.TaskGroup`, :exc:`ExceptionGroup` and ``except*``.
+
+.. versionchanged:: 3.13
+   A TaskGroup whose parent task is cancelled from outside while the group is already
+   shutting down (because a task failed, or :class:`StoppableTaskGroup` was stopped) now
+   passes that cancellation on.  On 3.8–3.12 it is lost: the task carries on as if
+   ``cancel()`` had never been called.
+
+The helpers together: three mirrors race, and the winner's answer feeds a group of
+downloads.
+
+>>> async def mirror(name, delay):
+...     await asyncio.sleep(delay)
+...     return name
+>>> best = await race(mirror("eu", 0.3), mirror("us", 0.1), mirror("asia", 0.2))
+>>> best
+'us'
+>>> await run_all(*(fetch(f"{best}/part-{n}", 0.1) for n in range(3)))
+['us/part-0: 0.1s', 'us/part-1: 0.1s', 'us/part-2: 0.1s']
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import sys
+from types import TracebackType
+from typing import Any, Awaitable, Coroutine, List, Optional, Tuple, Type, TypeVar
+
+if sys.version_info >= (3, 11):
+    from asyncio import TaskGroup
+else:  # Python 3.8-3.10: pip install taskgroup exceptiongroup
+    from exceptiongroup import BaseExceptionGroup, ExceptionGroup
+    from taskgroup import TaskGroup
+
+__all__ = ["StoppableTaskGroup", "flatten_exceptions", "race", "run_all"]
+
+T = TypeVar("T")
+
+
+async def run_all(*aws: Awaitable[T]) -> List[T]:
+    """Run *aws* concurrently in a TaskGroup and return their results in order.
+
+    >>> async def square(n):
+    ...     await asyncio.sleep(0.1 * (3 - n))  # the last one finishes first
+    ...     return n * n
+    >>> await run_all(square(1), square(2), square(3))
+    [1, 4, 9]
+
+    Unlike :func:`asyncio.gather`, the first failure cancels the others, and the
+    errors come out as an :exc:`ExceptionGroup`:
+
+    >>> async def fail(message):
+    ...     await asyncio.sleep(0.1)
+    ...     raise ConnectionError(message)
+    >>> try:
+    ...     await run_all(square(1), fail("mirror down"))
+    ... except ExceptionGroup as group:
+    ...     print(repr(group.exceptions))
+    (ConnectionError('mirror down'),)
+
+    *aws* are any awaitables (coroutines, tasks, futures).  They are checked before
+    anything starts: a non-awaitable raises :exc:`TypeError`, and the coroutines among
+    the arguments are closed, so no "never awaited" warning follows.  No arguments give
+    ``[]``.
+    """
+    items = _awaitables("run_all", aws)
+    async with TaskGroup() as tg:
+        tasks = [tg.create_task(_await(aw)) for aw in items]
+    return [task.result() for task in tasks]
+
+
+async def _await(aw: Awaitable[T]) -> T:
+    return await aw
+
+
+def _awaitables(caller: str, aws: Tuple[Awaitable[T], ...]) -> List[Awaitable[T]]:
+    items = list(aws)
+    bad = [item for item in items if not inspect.isawaitable(item)]
+    if bad:
+        for item in items:
+            _close(item)
+        raise TypeError(f"{caller}() takes awaitables, got {type(bad[0]).__name__}")
+    return items
+
+
+def _close(item: object) -> None:
+    if inspect.iscoroutine(item):
+        item.close()
+
+
+class _StopGroup(Exception):
+    """Raised inside a :class:`StoppableTaskGroup` by ``stop()``; never escapes it."""
+
+
+async def _raise_stop() -> None:
+    raise _StopGroup
+
+
+class StoppableTaskGroup:
+    """A TaskGroup that ``stop()`` ends early and quietly, on Python 3.8 and up.
+
+    >>> async def tick(name):
+    ...     for n in range(100):
+    ...         await asyncio.sleep(0.1)
+    ...         print(name, n)
+    >>> async with StoppableTaskGroup() as group:
+    ...     ticker = group.create_task(tick("tick"))
+    ...     await asyncio.sleep(0.25)
+    ...     group.stop()
+    tick 0
+    tick 1
+
+    ``stop()`` may be called from the body or from any task in the group; it cancels
+    every task and the rest of the body, and the ``async with`` block then exits
+    without an exception.  Any other error raised meanwhile still comes out as an
+    :exc:`ExceptionGroup` – without the internal stop signal in it:
+
+    >>> async def crash():
+    ...     await asyncio.sleep(0.1)
+    ...     raise RuntimeError("disk full")
+    >>> try:
+    ...     async with StoppableTaskGroup() as group:
+    ...         crasher = group.create_task(crash())
+    ...         await asyncio.sleep(0.1)
+    ...         group.stop()
+    ... except ExceptionGroup as group:
+    ...     print(repr(group))
+    ExceptionGroup('unhandled errors in a TaskGroup', [RuntimeError('disk full')])
+
+    Calling ``stop()`` again, or after the group has started shutting down because of an
+    error, does nothing.  Calling it before the block is entered raises
+    :exc:`RuntimeError`.  A cancellation from outside the group propagates as usual
+    (but see the 3.13 note in the chapter about one arriving during the shutdown).
+    """
+
+    def __init__(self) -> None:
+        self._group = TaskGroup()
+        self._entered = False
+        self._exited = False
+        self._stopping = False
+
+    async def __aenter__(self) -> StoppableTaskGroup:
+        await self._group.__aenter__()
+        self._entered = True
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> Optional[bool]:
+        try:
+            await self._group.__aexit__(exc_type, exc, tb)
+            return None
+        except BaseExceptionGroup as group:
+            if not self._stopping:
+                raise
+            _, rest = group.split(_StopGroup)
+            if rest is not None:
+                raise rest from None
+        finally:
+            self._exited = True
+        return True  # only our own stop signal was in the group
+
+    def create_task(
+        self, coro: Coroutine[Any, Any, T], *, name: Optional[str] = None
+    ) -> asyncio.Task[T]:
+        """Start *coro* as a task of the group, like ``TaskGroup.create_task()``."""
+        return self._group.create_task(coro, name=name)
+
+    def stop(self) -> None:
+        """Cancel every task of the group and the rest of its body; exit quietly."""
+        if not self._entered:
+            raise RuntimeError("StoppableTaskGroup.stop() called before the group was entered")
+        if self._stopping or self._exited:
+            return
+        signal = _raise_stop()
+        try:
+            self._group.create_task(signal)
+        except RuntimeError:  # already shutting down because a task failed
+            signal.close()
+            return
+        self._stopping = True
+
+
+async def race(*aws: Awaitable[T]) -> T:
+    """Return the result of the first of *aws* to succeed, and cancel the others.
+
+    >>> async def mirror(name, delay):
+    ...     await asyncio.sleep(delay)
+    ...     return name
+    >>> await race(mirror("slow", 0.5), mirror("fast", 0.1))
+    'fast'
+
+    A failure does not end the race; the others keep going.  Only if every one of them
+    fails is an :exc:`ExceptionGroup` of all the errors raised, in argument order:
+
+    >>> async def broken(name):
+    ...     await asyncio.sleep(0.1)
+    ...     raise ConnectionRefusedError(name)
+    >>> await race(broken("eu"), mirror("us", 0.3))
+    'us'
+    >>> try:
+    ...     await race(broken("eu"), broken("us"))
+    ... except ExceptionGroup as group:
+    ...     print(group)
+    ...     print(repr(group.exceptions))
+    race(): all 2 awaitables failed (2 sub-exceptions)
+    (ConnectionRefusedError('eu'), ConnectionRefusedError('us'))
+
+    If two succeed in the same step of the event loop, the earlier argument wins.  No
+    arguments raise :exc:`ValueError`; a non-awaitable raises :exc:`TypeError`.
+    """
+    items = _awaitables("race", aws)
+    if not items:
+        raise ValueError("race() needs at least one awaitable")
+    results: List[Any] = [_NOTHING] * len(items)
+    errors: List[Optional[Exception]] = [None] * len(items)
+
+    async def contender(index: int, aw: Awaitable[T]) -> None:
+        try:
+            results[index] = await aw
+        except Exception as exc:
+            errors[index] = exc
+            return
+        group.stop()
+
+    async with StoppableTaskGroup() as group:
+        for index, aw in enumerate(items):
+            group.create_task(contender(index, aw))
+    for result in results:
+        if result is not _NOTHING:
+            return result  # type: ignore[no-any-return]
+    raise ExceptionGroup(
+        f"race(): all {len(items)} awaitables failed", [e for e in errors if e is not None]
+    )
+
+
+_NOTHING: Any = object()
+
+
+def flatten_exceptions(error: BaseException) -> List[BaseException]:
+    """List the leaf exceptions of a (possibly nested) exception group, depth first.
+
+    >>> flatten_exceptions(ExceptionGroup("outer", [
+    ...     KeyError("a"), ExceptionGroup("inner", [ValueError("b")]), OSError("c"),
+    ... ]))
+    [KeyError('a'), ValueError('b'), OSError('c')]
+
+    Each leaf keeps its own ``__traceback__``, which is what a log wants:
+    ``for exc in flatten_exceptions(group): logger.error("task failed", exc_info=exc)``.
+    Anything that is not a group comes back as a list of itself:
+
+    >>> flatten_exceptions(KeyError("a"))
+    [KeyError('a')]
+    """
+    if isinstance(error, BaseExceptionGroup):
+        return [leaf for child in error.exceptions for leaf in flatten_exceptions(child)]
+    if not isinstance(error, BaseException):
+        raise TypeError(f"flatten_exceptions() takes an exception, got {type(error).__name__}")
+    return [error]
