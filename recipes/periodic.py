@@ -1,0 +1,417 @@
+"""Periodic tasks: run a coroutine every N seconds without drift, overlap or leaks.
+
+Refreshing a cache every minute, sending a heartbeat every five seconds,
+polling a queue twice a second: the obvious loop, work then
+``await asyncio.sleep(interval)``, gets three things wrong.  It drifts (every
+tick starts later by the time the work took), it dies for good at the first
+exception, and it leaves a task running that nobody stops.  This chapter
+schedules ticks against absolute deadlines, decides explicitly what happens
+when a tick overruns, survives failing ticks, and stops cleanly:
+:class:`PeriodicTask` packages all of it.
+
+Running a coroutine every few seconds without drift
+---------------------------------------------------
+
+Here is the obvious loop, with a job that takes 0.1 s and an interval of
+0.2 s:
+
+>>> import asyncio
+>>> from recipes.periodic import PeriodicTask
+>>> loop = asyncio.get_running_loop()
+>>> async def naive_every(interval, count, job):
+...     for _ in range(count):
+...         await job()
+...         await asyncio.sleep(interval)
+>>> starts = []
+>>> async def job():
+...     starts.append(loop.time())
+...     await asyncio.sleep(0.1)
+>>> def offsets(times):
+...     return [round(t - times[0], 1) for t in times]
+>>> await naive_every(0.2, 3, job)
+>>> offsets(starts)
+[0.0, 0.3, 0.6]
+
+The ticks are 0.3 s apart, not 0.2 s: the sleep starts only after the job has
+finished, and every tick adds its own duration (plus scheduling latency) to
+the schedule.  After an hour of one-second ticks that need 50 ms of work, the
+loop has run about 170 ticks fewer than intended.
+
+Scheduling against deadlines
+----------------------------
+
+Fix the start time once, compute tick ``n``'s deadline as
+``start + n * interval`` and sleep *until* it.  Errors cannot accumulate,
+because no deadline is computed from a previous one:
+
+>>> async def every(interval, count, job):
+...     first = loop.time()
+...     for n in range(count):
+...         await asyncio.sleep(max(0.0, first + n * interval - loop.time()))
+...         await job()
+>>> starts = []
+>>> await every(0.2, 3, job)
+>>> offsets(starts)
+[0.0, 0.2, 0.4]
+
+Take the times from the event loop's clock, :meth:`asyncio.loop.time`, which
+is monotonic: ``time.time()`` follows the wall clock, and a clock adjustment
+(NTP, a suspended laptop, a manual change) would then skip or repeat ticks.
+:class:`PeriodicTask` does the same with a task of its own; as an async
+context manager it starts on entry and stops on exit:
+
+>>> starts = []
+>>> async with PeriodicTask(job, interval=0.2):
+...     await asyncio.sleep(0.5)
+>>> offsets(starts)
+[0.0, 0.2, 0.4]
+
+Deciding what happens when a tick overruns
+------------------------------------------
+
+Sometimes a tick takes longer than the interval, and the next deadlines pass
+while it runs.  Ticks never overlap, so :class:`PeriodicTask` can either
+*skip* the missed ticks and carry on at the next deadline still ahead
+(``overrun="skip"``, the default: right for polling and heartbeats, where only
+the current state matters), or *catch up* by running the missed ticks back to
+back (``overrun="catch_up"``: right when every tick counts, such as one sample
+per period).  Either way the schedule itself never shifts.  Here the first
+tick takes 0.47 s of a 0.2 s interval (start times rounded to 0.1 s):
+
+>>> async def slow_first():
+...     starts.append(round(loop.time() - start, 1))
+...     if len(starts) == 1:
+...         await asyncio.sleep(0.47)
+>>> for overrun in ("skip", "catch_up"):
+...     starts = []
+...     start = loop.time()
+...     async with PeriodicTask(slow_first, 0.2, overrun=overrun) as periodic:
+...         await asyncio.sleep(0.7)
+...     print(f"{overrun}: {starts}, skipped {periodic.skipped}")
+skip: [0.0, 0.6], skipped 2
+catch_up: [0.0, 0.5, 0.5, 0.6], skipped 0
+
+Surviving a failing tick
+------------------------
+
+In the naive loop, one exception (a timeout, a refused connection) ends the
+loop for good, silently if nobody awaits the task.  :class:`PeriodicTask`
+catches :exc:`Exception` per tick, hands it to ``on_error`` (or logs it), and
+keeps the schedule:
+
+>>> calls = []
+>>> async def flaky():
+...     calls.append(len(calls))
+...     if len(calls) == 2:
+...         raise ConnectionError("server went away")
+>>> errors = []
+>>> async with PeriodicTask(flaky, 0.2, on_error=errors.append) as periodic:
+...     await asyncio.sleep(0.5)
+>>> calls, errors, periodic.errors
+([0, 1, 2], [ConnectionError('server went away')], 1)
+
+``timeout=`` turns a hanging tick into such an error instead of stalling
+every later tick.
+
+.. versionchanged:: 3.8
+   :exc:`asyncio.CancelledError` is a subclass of :exc:`BaseException`, so
+   ``except Exception`` in a tick does not swallow the cancellation that
+   stops the task.  A bare ``except:`` or ``except BaseException:`` still
+   would; let it propagate.
+
+Stopping cleanly
+----------------
+
+A periodic loop runs forever, so its owner has to end it: cancel the task
+*and await it*, so that the running tick's ``finally`` blocks (closing a
+connection, releasing a lock) have run before the program moves on.
+``await periodic.stop()`` does both; ``stop(grace=...)`` first gives a
+running tick that many seconds to finish normally:
+
+>>> async def upload():
+...     try:
+...         await asyncio.sleep(0.3)
+...         print("upload finished")
+...     finally:
+...         print("connection closed")
+>>> periodic = PeriodicTask(upload, interval=1)
+>>> periodic.start()
+>>> await asyncio.sleep(0.1)
+>>> await periodic.stop()
+connection closed
+>>> periodic.start()
+>>> await asyncio.sleep(0.1)
+>>> await periodic.stop(grace=0.5)
+upload finished
+connection closed
+
+.. important::
+
+   A periodic task started with a bare ``asyncio.create_task(loop())`` and
+   then forgotten is a leak: it keeps running until the event loop closes.
+   If only the loop holds it, it can even be garbage-collected mid-way,
+   which asyncio reports as ``Task was destroyed but it is pending!``.  Keep
+   a reference (a :class:`PeriodicTask` object, or the task), and stop it
+   (``await periodic.stop()``, or cancel and await the task) before the
+   application shuts down.
+
+Putting it together
+-------------------
+
+A complete program: a heartbeat every 0.2 s while the main work runs.
+
+>>> async def main():
+...     beats = []
+...     async def heartbeat():
+...         beats.append("beat")
+...     async with PeriodicTask(heartbeat, interval=0.2):
+...         await asyncio.sleep(0.5)  # the application's real work
+...     return len(beats)
+>>> asyncio.run(main())
+3
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import random
+from typing import Awaitable, Callable, Optional
+
+__all__ = ["PeriodicTask"]
+
+logger = logging.getLogger(__name__)
+
+_OVERRUN_POLICIES = ("skip", "catch_up")
+# Float noise allowed when comparing loop times: a tick that ends this close to
+# the next deadline has not missed it.
+_NOISE = 1e-9
+
+
+def _whole_microseconds(delay: float) -> float:
+    """*delay* rounded up to whole microseconds, ignoring float noise far below that.
+
+    Waking a little late is harmless; waking early would start a tick before
+    its deadline.  Whole microseconds also keep every deadline reachable for a
+    clock that ticks in microseconds, such as a test's fake clock.
+    """
+    return math.ceil(delay * 1_000_000 - 1e-3) / 1_000_000
+
+
+class PeriodicTask:
+    """Call ``await func()`` every *interval* seconds on a fixed schedule, in a task of its own.
+
+    Tick ``n`` is due at ``started_at + n * interval`` (tick 0 at once), with
+    ``started_at`` taken from the event loop's clock when :meth:`start` runs,
+    so the schedule never drifts:
+
+    >>> loop = asyncio.get_running_loop()
+    >>> starts = []
+    >>> async def sample():
+    ...     starts.append(round(loop.time() - periodic.started_at, 1))
+    ...     await asyncio.sleep(0.1)
+    >>> periodic = PeriodicTask(sample, interval=0.3)
+    >>> periodic.start()
+    >>> await asyncio.sleep(1.0)
+    >>> await periodic.stop()
+    >>> starts, periodic.ticks
+    ([0.0, 0.3, 0.6, 0.9], 4)
+
+    Ticks never overlap.  *overrun* chooses what happens when a tick ends
+    after the next deadline: ``"skip"`` (default) drops the missed ticks and
+    waits for the next deadline still ahead, counting them in
+    :attr:`skipped`; ``"catch_up"`` runs them immediately, one after
+    another.  An :exc:`Exception` raised by a tick, or a tick that exceeds
+    *timeout* seconds, is passed to ``on_error(exc)`` (logged if no
+    ``on_error`` is given), counted in :attr:`errors`, and the schedule goes
+    on.  *jitter* delays each tick by a random amount in ``[0, jitter)``
+    seconds without moving the deadlines of later ticks, so that many
+    processes started together do not hit a server in the same instant:
+
+    >>> offsets = []
+    >>> async def ping():
+    ...     offsets.append(loop.time() - periodic.started_at)
+    >>> async with PeriodicTask(ping, interval=0.5, jitter=0.02) as periodic:
+    ...     await asyncio.sleep(1.2)
+    >>> [round(offset, 1) for offset in offsets]
+    [0.0, 0.5, 1.0]
+
+    Use it as an async context manager (started on entry, stopped on exit)
+    or call :meth:`start` and :meth:`stop` yourself.  A stopped task can be
+    started again; its new schedule begins at the new start.  Invalid
+    settings raise at once:
+
+    >>> PeriodicTask(sample, interval=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: interval must be a finite number of seconds > 0, got 0
+    """
+
+    def __init__(
+        self,
+        func: Callable[[], Awaitable[object]],
+        interval: float,
+        *,
+        overrun: str = "skip",
+        on_error: Optional[Callable[[Exception], object]] = None,
+        timeout: Optional[float] = None,
+        jitter: float = 0.0,
+        name: Optional[str] = None,
+    ) -> None:
+        if not callable(func):
+            raise TypeError(f"func must be an async callable, got {func!r}")
+        if isinstance(interval, bool) or not isinstance(interval, (int, float)):
+            raise TypeError(f"interval must be a number of seconds, got {interval!r}")
+        if not 0 < interval < math.inf:
+            raise ValueError(f"interval must be a finite number of seconds > 0, got {interval!r}")
+        if overrun not in _OVERRUN_POLICIES:
+            raise ValueError(f"overrun must be 'skip' or 'catch_up', got {overrun!r}")
+        if timeout is not None and not 0 < timeout < math.inf:
+            raise ValueError(f"timeout must be a finite number of seconds > 0, got {timeout!r}")
+        if not 0 <= jitter < interval:
+            raise ValueError(f"jitter must be >= 0 and < interval ({interval!r}), got {jitter!r}")
+        self._func = func
+        self._interval = interval
+        self._overrun = overrun
+        self._on_error = on_error
+        self._timeout = timeout
+        self._jitter = jitter
+        self.name: str = name or str(getattr(func, "__name__", None) or repr(func))
+        self._task: Optional[asyncio.Task[None]] = None
+        self._started_at: Optional[float] = None
+        self._stopping = False
+        self._in_tick = False
+        self._ticks = 0
+        self._skipped = 0
+        self._errors = 0
+
+    @property
+    def interval(self) -> float:
+        """Seconds between two deadlines."""
+        return self._interval
+
+    @property
+    def started_at(self) -> Optional[float]:
+        """Loop time of the latest :meth:`start` (tick 0's deadline), or None before it."""
+        return self._started_at
+
+    @property
+    def running(self) -> bool:
+        """True between :meth:`start` and the end of :meth:`stop`."""
+        return self._task is not None and not self._task.done()
+
+    @property
+    def ticks(self) -> int:
+        """Number of ticks started so far."""
+        return self._ticks
+
+    @property
+    def skipped(self) -> int:
+        """Number of deadlines dropped because a tick overran (``overrun="skip"``)."""
+        return self._skipped
+
+    @property
+    def errors(self) -> int:
+        """Number of ticks that raised or timed out."""
+        return self._errors
+
+    def start(self) -> None:
+        """Start ticking now, in a new task; tick 0 is due immediately.
+
+        Must be called with the event loop running; raises
+        :exc:`RuntimeError` if the task is already running.
+        """
+        if self.running:
+            raise RuntimeError(f"periodic task {self.name!r} is already running")
+        loop = asyncio.get_running_loop()
+        self._stopping = False
+        self._started_at = loop.time()
+        self._task = loop.create_task(
+            self._run(loop, self._started_at), name=f"periodic-{self.name}"
+        )
+
+    async def stop(self, *, grace: float = 0.0) -> None:
+        """Stop ticking and wait until the task has finished, cleanup included.
+
+        Between ticks the task ends at once.  During a tick, the tick gets up
+        to *grace* seconds to finish normally, and is then cancelled;
+        ``stop()`` returns only after the tick's ``finally`` blocks have run.
+        Calling it when the task is not running does nothing.  Called from
+        inside a tick, it only prevents further ticks (a task cannot wait for
+        itself).  If ``on_error`` itself raised and so ended the task, that
+        exception is raised here.
+        """
+        if not 0 <= grace < math.inf:
+            raise ValueError(f"grace must be a finite number of seconds >= 0, got {grace!r}")
+        task = self._task
+        if task is None:
+            return
+        self._stopping = True
+        if task is asyncio.current_task():
+            return
+        if not task.done():
+            if self._in_tick and grace > 0:
+                await asyncio.wait({task}, timeout=grace)
+            task.cancel()
+            # wait() never raises the task's outcome, so a CancelledError here
+            # can only mean that stop() itself was cancelled.
+            await asyncio.wait({task})
+        self._task = None
+        if not task.cancelled():
+            task.result()
+
+    async def __aenter__(self) -> PeriodicTask:
+        self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return (
+            f"<PeriodicTask {self.name!r} every {self._interval:g}s {state}"
+            f" ticks={self._ticks} skipped={self._skipped} errors={self._errors}>"
+        )
+
+    async def _run(self, loop: asyncio.AbstractEventLoop, started_at: float) -> None:
+        tick = 0
+        while not self._stopping:
+            wake_at = started_at + tick * self._interval
+            if self._jitter:
+                # Whole microseconds: see _whole_microseconds().
+                wake_at += round(random.uniform(0, self._jitter), 6)
+            delay = wake_at - loop.time()
+            if delay > 0:
+                await asyncio.sleep(_whole_microseconds(delay))
+            self._in_tick = True
+            try:
+                self._ticks += 1
+                await self._run_tick()
+            finally:
+                self._in_tick = False
+            tick = self._next_tick(tick, loop.time(), started_at)
+
+    async def _run_tick(self) -> None:
+        try:
+            if self._timeout is None:
+                await self._func()
+            else:
+                await asyncio.wait_for(self._func(), self._timeout)
+        except Exception as exc:  # CancelledError is a BaseException: it propagates
+            self._errors += 1
+            if self._on_error is None:
+                logger.error("periodic task %r: tick failed", self.name, exc_info=exc)
+            else:
+                self._on_error(exc)
+
+    def _next_tick(self, tick: int, now: float, started_at: float) -> int:
+        following = tick + 1
+        if self._overrun == "skip":
+            # The first tick whose deadline is not already behind us.
+            ahead = math.ceil((now - started_at - _NOISE) / self._interval)
+            if ahead > following:
+                self._skipped += ahead - following
+                following = ahead
+        return following

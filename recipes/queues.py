@@ -1,0 +1,781 @@
+"""Producer/consumer queues: hand work between tasks, lose nothing, never hang.
+
+A queue lets the tasks that *find* work run at their own pace while a fixed
+number of tasks *do* the work.  :class:`asyncio.Queue` gives you the buffer;
+this chapter supplies the bookkeeping around it that is easy to get wrong: a
+consumer loop that always calls :meth:`~asyncio.Queue.task_done` (so
+:meth:`~asyncio.Queue.join` returns), a way to stop any number of consumers,
+bounded queues for backpressure, a priority queue that never compares your
+payloads, closing a queue on every Python version, and a multi-stage pipeline
+that delivers each item exactly once even when a stage raises.
+
+Handing work to several consumers
+---------------------------------
+
+You have items to process and want three of them in progress at any time.
+Start three consumer tasks that share one queue, put the items in, then put
+one :data:`STOP` sentinel *per consumer*: each consumer leaves its loop when it
+takes a sentinel, so one sentinel would stop only one of them.
+:func:`consume` runs the loop for you:
+
+>>> import asyncio
+>>> from recipes.queues import STOP, consume
+>>> handled = []
+>>> async def handle(item):
+...     await asyncio.sleep(0.1)
+...     handled.append(item)
+>>> queue = asyncio.Queue()
+>>> consumers = [asyncio.create_task(consume(queue, handle)) for _ in range(3)]
+>>> for item in range(6):
+...     await queue.put(item)
+>>> for _ in consumers:
+...     await queue.put(STOP)
+>>> await queue.join()
+>>> sorted(handled)
+[0, 1, 2, 3, 4, 5]
+>>> await asyncio.gather(*consumers)
+[None, None, None]
+
+:meth:`~asyncio.Queue.join` waits until every item that was put has been
+marked done, so it is the producer's way of asking "is everything processed?".
+
+.. important::
+
+   ``join()`` counts *calls*: it returns only after one ``task_done()`` per
+   ``put()``, and the sentinel is an item like any other.  A consumer that
+   breaks out of its loop on the sentinel without calling ``task_done()``
+   leaves the count at one, and ``await queue.join()`` then waits forever
+   without any error message.  The same happens when a consumer dies of an
+   exception in the middle of an item.  Call ``task_done()`` in a
+   ``finally:`` block, right after a successful ``get()``, and catch the
+   handler's exceptions so one bad item does not kill the consumer (asyncio
+   would only mention it at exit as ``Task exception was never retrieved``).
+   Calling it twice for one item raises
+   ``ValueError: task_done() called too many times``.
+
+Applying backpressure with a bounded queue
+------------------------------------------
+
+An unbounded queue lets a fast producer pile up items in memory while the
+consumers fall behind.  Give the queue a ``maxsize``: once it is full,
+``await queue.put()`` waits until a consumer takes an item, so the producer
+runs at the consumers' pace.
+
+>>> loop = asyncio.get_running_loop()
+>>> async def slow(item):
+...     await asyncio.sleep(0.2)
+>>> async def produce(queue, count):
+...     start = loop.time()
+...     for item in range(count):
+...         await queue.put(item)
+...         print(item, "queued after", round(loop.time() - start, 1), "s")
+>>> queue = asyncio.Queue(maxsize=2)
+>>> worker = asyncio.create_task(consume(queue, slow))
+>>> await produce(queue, 5)
+0 queued after 0.0 s
+1 queued after 0.0 s
+2 queued after 0.0 s
+3 queued after 0.2 s
+4 queued after 0.4 s
+>>> await queue.put(STOP)
+>>> await worker
+
+Item 2 went in at once because the consumer had already taken item 0; from
+then on the producer waited for the consumer.  ``put_nowait()`` never waits:
+it raises :exc:`asyncio.QueueFull` instead, which suits code that would rather
+drop or reject work than wait.
+
+Serving urgent items first
+--------------------------
+
+:class:`asyncio.PriorityQueue` returns the smallest entry first, so the usual
+entry is a ``(priority, payload)`` tuple.  When two priorities are equal,
+Python compares the payloads, which fails for dicts and most objects:
+
+>>> queue = asyncio.PriorityQueue()
+>>> queue.put_nowait((1, {"job": "resize"}))
+>>> queue.put_nowait((1, {"job": "upload"}))
+Traceback (most recent call last):
+...
+TypeError: '<' not supported between instances of 'dict' and 'dict'
+
+A counter between the priority and the payload settles every tie before the
+payload is reached, and also keeps equal priorities in arrival order.
+:class:`StablePriorityQueue` does that for you; its ``get()`` returns only the
+payload, so :func:`consume` works with it unchanged.
+
+Shutting a queue down
+---------------------
+
+.. versionadded:: 3.13
+   :meth:`asyncio.Queue.shutdown`: afterwards ``put()`` raises
+   :exc:`asyncio.QueueShutDown`, ``get()`` raises it once the queue is empty,
+   and every task blocked in either is woken up.  No sentinel counting needed:
+
+>>> queue = asyncio.Queue()  # doctest: +PY313
+>>> handled = []
+>>> workers = [asyncio.create_task(consume(queue, handle)) for _ in range(2)]  # doctest: +PY313
+>>> for item in "abc":  # doctest: +PY313
+...     await queue.put(item)
+>>> queue.shutdown()  # doctest: +PY313
+>>> await asyncio.gather(*workers)  # doctest: +PY313
+[None, None]
+>>> sorted(handled)  # doctest: +PY313
+['a', 'b', 'c']
+>>> await queue.put("d")  # doctest: +PY313, +IGNORE_EXCEPTION_DETAIL
+Traceback (most recent call last):
+...
+asyncio.QueueShutDown
+
+On Python 3.8 to 3.12, either put one :data:`STOP` per consumer as above, or
+use :class:`ClosableQueue`, which behaves like a shut-down queue on every
+version.  ``shutdown(immediate=True)`` (and ``ClosableQueue.close(immediate=True)``)
+also discards the items still waiting and marks them done.
+
+Running a multi-stage pipeline
+------------------------------
+
+Real work often has stages: download, then parse, then store.  Each stage gets
+its own queue and its own workers, and the bounded queues between the stages
+keep a fast stage from flooding a slow one.  :func:`run_pipeline` builds that
+arrangement, feeds it, and returns once every item has left the last stage.
+An item whose stage raises is recorded with the stage name and the exception;
+the other items keep flowing:
+
+>>> async def parse(text):
+...     return int(text)
+>>> async def double(number):
+...     await asyncio.sleep(0.1)
+...     return 2 * number
+>>> result = await run_pipeline(["1", "2", "oops", "4"], parse, double, workers=2)
+>>> result.results
+[2, 4, 8]
+>>> [(failure.index, failure.stage) for failure in result.failures]
+[(2, 'parse')]
+
+Stopping workers cleanly
+------------------------
+
+Consumers loop forever, so something has to end them.  After ``join()`` has
+returned, the queue is empty and every worker is idle in ``get()``: that is
+the safe moment to cancel them, and then *await* them so their ``finally``
+blocks have run before you carry on.
+
+>>> queue = asyncio.Queue()
+>>> handled = []
+>>> workers = [asyncio.create_task(consume(queue, handle)) for _ in range(2)]
+>>> for item in range(4):
+...     await queue.put(item)
+>>> await queue.join()
+>>> for worker in workers:
+...     worker.cancel()
+True
+True
+>>> outcomes = await asyncio.gather(*workers, return_exceptions=True)
+>>> [type(outcome).__name__ for outcome in outcomes]
+['CancelledError', 'CancelledError']
+
+``cancel()`` returns True because each task was still running; the
+gathered outcomes confirm that both ended by cancellation.
+:func:`run_pipeline` ends its workers this way, stage by stage.
+
+.. important::
+
+   A worker that is never cancelled keeps the program alive (or, when
+   ``asyncio.run()`` ends, is cancelled without its cleanup being awaited);
+   a worker whose task object is dropped and garbage-collected produces
+   ``Task was destroyed but it is pending!``.  Keep the task objects, cancel
+   them at the end, and await them.
+
+Putting it together
+-------------------
+
+A complete program: two stages, three workers each, a result for every input.
+
+>>> async def main():
+...     result = await run_pipeline(["10", "x", "30"], parse, double, workers=3)
+...     return result.results, [failure.item for failure in result.failures]
+>>> asyncio.run(main())
+([20, 60], ['x'])
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import sys
+from collections.abc import AsyncIterable as _AsyncIterableABC
+from collections.abc import Iterable as _IterableABC
+from collections.abc import Sequence as _SequenceABC
+from dataclasses import dataclass
+from typing import (
+    Any,
+    AsyncIterable,
+    Awaitable,
+    Callable,
+    Dict,
+    Generic,
+    Iterable,
+    List,
+    Optional,
+    Protocol,
+    Sequence,
+    Tuple,
+    Type,
+    TypeVar,
+    Union,
+)
+
+__all__ = [
+    "STOP",
+    "ClosableQueue",
+    "PipelineResult",
+    "QueueClosed",
+    "StablePriorityQueue",
+    "StageFailure",
+    "consume",
+    "run_pipeline",
+]
+
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+
+logger = logging.getLogger(__name__)
+
+
+class _WorkQueue(Protocol[T_co]):
+    """Anything :func:`consume` can read from: a queue with get() and task_done()."""
+
+    def get(self) -> Awaitable[T_co]: ...
+
+    def task_done(self) -> None: ...
+
+
+class _Stop:
+    """Type of the :data:`STOP` sentinel."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "STOP"
+
+
+STOP = _Stop()
+"""Sentinel that tells one :func:`consume` loop to return; put one per consumer."""
+
+
+async def consume(
+    queue: _WorkQueue[Any],
+    handle: Callable[[Any], Awaitable[object]],
+    *,
+    on_error: Optional[Callable[[Any, Exception], object]] = None,
+) -> None:
+    """Take items from *queue* and ``await handle(item)`` for each, until told to stop.
+
+    Run several of these as tasks on one queue to process items concurrently:
+
+    >>> seen = []
+    >>> async def record(item):
+    ...     seen.append(item)
+    >>> queue = asyncio.Queue()
+    >>> for item in ["a", "b", STOP]:
+    ...     queue.put_nowait(item)
+    >>> await consume(queue, record)
+    >>> seen
+    ['a', 'b']
+
+    The loop returns when it takes :data:`STOP`, when the queue is shut down
+    (:meth:`asyncio.Queue.shutdown` on 3.13+) or when a :class:`ClosableQueue`
+    is closed and drained.  It calls ``queue.task_done()`` exactly once for
+    every item it takes, the sentinel included, even when ``handle`` raises
+    or the consumer is cancelled, so ``queue.join()`` never hangs on it.
+
+    An exception from ``handle`` does not end the loop: it is passed to
+    ``on_error(item, exc)``, or logged with the item when no ``on_error`` is
+    given, and the consumer moves on to the next item.
+    :exc:`asyncio.CancelledError` is never caught.
+
+    >>> failed = []
+    >>> async def picky(item):
+    ...     if item == "bad":
+    ...         raise ValueError(f"cannot handle {item!r}")
+    >>> for item in ["good", "bad", "good", STOP]:
+    ...     queue.put_nowait(item)
+    >>> await consume(queue, picky, on_error=lambda item, exc: failed.append((item, str(exc))))
+    >>> failed
+    [('bad', "cannot handle 'bad'")]
+    >>> await queue.join()
+    """
+    while True:
+        try:
+            item = await queue.get()
+        except _END_OF_QUEUE:
+            return
+        try:
+            if item is STOP:
+                return
+            try:
+                await handle(item)
+            except Exception as exc:
+                if on_error is None:
+                    logger.error("consumer failed on item %r", item, exc_info=exc)
+                else:
+                    on_error(item, exc)
+        finally:
+            queue.task_done()
+
+
+class StablePriorityQueue(Generic[T]):
+    """A priority queue that never compares payloads and keeps ties in arrival order.
+
+    Lower priorities come out first, as with :class:`asyncio.PriorityQueue`;
+    ``get()`` returns the payload alone:
+
+    >>> jobs = StablePriorityQueue()
+    >>> jobs.put_nowait({"job": "report"}, priority=5)
+    >>> jobs.put_nowait({"job": "alert"}, priority=1)
+    >>> jobs.put_nowait({"job": "cleanup"}, priority=5)
+    >>> [(await jobs.get())["job"] for _ in range(3)]
+    ['alert', 'report', 'cleanup']
+
+    Each entry is stored as ``(priority, sequence_number, payload)``; the
+    sequence number is unique, so the comparison is always decided before the
+    payload is reached.  ``maxsize`` bounds the queue as for
+    :class:`asyncio.Queue`, and ``task_done()``/``join()`` work the same way,
+    so :func:`consume` accepts this queue:
+
+    >>> handled = []
+    >>> async def run(job):
+    ...     handled.append(job["job"])
+    >>> jobs = StablePriorityQueue(maxsize=10)
+    >>> jobs.put_nowait({"job": "tidy"}, priority=9)
+    >>> jobs.put_nowait({"job": "pay"}, priority=0)
+    >>> jobs.put_nowait(STOP, priority=float("inf"))
+    >>> await consume(jobs, run)
+    >>> handled
+    ['pay', 'tidy']
+
+    Give the sentinel the largest priority, as above, or it overtakes the
+    work.  Create the queue inside a coroutine: on Python 3.8 and 3.9 an
+    asyncio queue binds to the event loop that is current when it is created.
+    """
+
+    def __init__(self, maxsize: int = 0) -> None:
+        self._queue: asyncio.PriorityQueue[Tuple[float, int, T]] = asyncio.PriorityQueue(maxsize)
+        self._sequence = itertools.count()
+
+    async def put(self, item: T, priority: float = 0) -> None:
+        """Put *item* with *priority*, waiting while the queue is full."""
+        # Number the entry before waiting, so equal priorities keep call order.
+        await self._queue.put((priority, next(self._sequence), item))
+
+    def put_nowait(self, item: T, priority: float = 0) -> None:
+        """Put *item* with *priority*; raise :exc:`asyncio.QueueFull` if full."""
+        self._queue.put_nowait((priority, next(self._sequence), item))
+
+    async def get(self) -> T:
+        """Remove and return the payload with the lowest priority."""
+        _, _, item = await self._queue.get()
+        return item
+
+    def get_nowait(self) -> T:
+        """Like :meth:`get`; raise :exc:`asyncio.QueueEmpty` if empty."""
+        _, _, item = self._queue.get_nowait()
+        return item
+
+    def task_done(self) -> None:
+        """Mark one item taken by :meth:`get` as processed."""
+        self._queue.task_done()
+
+    async def join(self) -> None:
+        """Wait until every item put has been marked done."""
+        await self._queue.join()
+
+    def qsize(self) -> int:
+        """Number of items waiting in the queue."""
+        return self._queue.qsize()
+
+    def empty(self) -> bool:
+        """True if no item is waiting."""
+        return self._queue.empty()
+
+    def full(self) -> bool:
+        """True if ``maxsize`` items are waiting."""
+        return self._queue.full()
+
+
+class QueueClosed(Exception):
+    """Raised by :class:`ClosableQueue` for a put after close, or a get once closed and empty."""
+
+
+# What get() raises once a closed (or, on 3.13+, shut-down) queue is empty.
+if sys.version_info >= (3, 13):
+    _END_OF_QUEUE: Tuple[Type[Exception], ...] = (QueueClosed, asyncio.QueueShutDown)
+else:
+    _END_OF_QUEUE = (QueueClosed,)
+
+
+class _Closed:
+    """Type of the marker a closed :class:`ClosableQueue` keeps at its end."""
+
+    __slots__ = ()
+
+
+_CLOSED = _Closed()
+
+
+class ClosableQueue(Generic[T]):
+    """A FIFO queue with ``close()``, the equivalent of 3.13's ``Queue.shutdown()`` on 3.8+.
+
+    After ``close()``, ``put()`` raises :exc:`QueueClosed`; ``get()`` still
+    returns the items already queued and raises :exc:`QueueClosed` once the
+    queue is empty.  Tasks blocked in ``get()`` or ``put()`` are woken up, so
+    any number of consumers stop without sentinels:
+
+    >>> queue = ClosableQueue()
+    >>> handled = []
+    >>> async def handle(item):
+    ...     await asyncio.sleep(0.1)
+    ...     handled.append(item)
+    >>> workers = [asyncio.create_task(consume(queue, handle)) for _ in range(3)]
+    >>> for item in range(5):
+    ...     await queue.put(item)
+    >>> queue.close()
+    >>> await asyncio.gather(*workers)
+    [None, None, None]
+    >>> sorted(handled)
+    [0, 1, 2, 3, 4]
+    >>> await queue.put(5)
+    Traceback (most recent call last):
+    ...
+    recipes.queues.QueueClosed: put() on a closed queue
+
+    With ``maxsize``, ``put()`` waits for room as in :class:`asyncio.Queue`;
+    a producer waiting there when the queue is closed gets
+    :exc:`QueueClosed` rather than waiting forever.
+    ``close(immediate=True)`` also throws away the items not yet taken (they
+    count as done for ``join()``), for an emergency stop:
+
+    >>> queue = ClosableQueue(maxsize=3)
+    >>> for item in "abc":
+    ...     await queue.put(item)
+    >>> queue.close(immediate=True)
+    >>> queue.qsize()
+    0
+    >>> await queue.join()
+
+    Create the queue inside a coroutine (on Python 3.8 and 3.9 its parts bind
+    to the event loop that is current when they are created).
+    """
+
+    def __init__(self, maxsize: int = 0) -> None:
+        if maxsize < 0:
+            raise ValueError(f"maxsize must be >= 0 (0 means unbounded), got {maxsize!r}")
+        # The items live in an unbounded queue so that close() can always append
+        # the closing marker; maxsize is enforced by a semaphore of free slots.
+        self._items: asyncio.Queue[Union[T, _Closed]] = asyncio.Queue()
+        self._slots: Optional[asyncio.Semaphore] = asyncio.Semaphore(maxsize) if maxsize else None
+        self._maxsize = maxsize
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` has been called."""
+        return self._closed
+
+    @property
+    def maxsize(self) -> int:
+        """The bound given to the constructor (0: unbounded)."""
+        return self._maxsize
+
+    def qsize(self) -> int:
+        """Number of items waiting to be taken."""
+        return self._items.qsize() - (1 if self._closed else 0)
+
+    def empty(self) -> bool:
+        """True if no item is waiting."""
+        return self.qsize() == 0
+
+    async def put(self, item: T) -> None:
+        """Append *item*, waiting while the queue is full; raise :exc:`QueueClosed` if closed."""
+        if self._closed:
+            raise QueueClosed("put() on a closed queue")
+        if self._slots is not None:
+            await self._slots.acquire()
+            if self._closed:
+                # Woken by close(): pass the wake-up on to the next blocked producer.
+                self._slots.release()
+                raise QueueClosed("put() on a closed queue")
+        self._items.put_nowait(item)
+
+    async def get(self) -> T:
+        """Remove and return the first item; raise :exc:`QueueClosed` once closed and empty."""
+        item = await self._items.get()
+        if isinstance(item, _Closed):
+            # Leave the marker for the next consumer; the put/task_done pair
+            # keeps join()'s count unchanged.
+            self._items.put_nowait(item)
+            self._items.task_done()
+            raise QueueClosed("get() on a closed and empty queue")
+        if self._slots is not None:
+            self._slots.release()
+        return item
+
+    def task_done(self) -> None:
+        """Mark one item taken by :meth:`get` as processed."""
+        self._items.task_done()
+
+    async def join(self) -> None:
+        """Wait until every item put has been marked done (or discarded by an immediate close)."""
+        await self._items.join()
+
+    def close(self, *, immediate: bool = False) -> None:
+        """Refuse new items and wake every waiting task; with *immediate*, drop queued items too.
+
+        Calling it again is harmless (a later ``immediate=True`` still drops
+        what is queued).
+        """
+        if immediate:
+            while True:
+                try:
+                    dropped = self._items.get_nowait()
+                except asyncio.QueueEmpty:
+                    break
+                if not isinstance(dropped, _Closed):
+                    self._items.task_done()
+        elif self._closed:
+            return
+        self._closed = True
+        self._items.put_nowait(_CLOSED)
+        self._items.task_done()  # the marker is not work: keep join()'s count unchanged
+        if self._slots is not None:
+            # Wake one producer blocked in put(); each one passes the wake-up on.
+            self._slots.release()
+
+
+@dataclass(frozen=True)
+class StageFailure:
+    """One item that a :func:`run_pipeline` stage raised on.
+
+    ``index`` is the item's position in the source, ``stage`` the stage
+    function's name, ``item`` the value that stage received and ``error`` the
+    exception it raised:
+
+    >>> failure = StageFailure(index=3, stage="parse", item="x", error=ValueError("bad"))
+    >>> f"item {failure.index} failed in {failure.stage}: {failure.error!r}"
+    "item 3 failed in parse: ValueError('bad')"
+    """
+
+    index: int
+    stage: str
+    item: Any
+    error: Exception
+
+
+@dataclass(frozen=True)
+class PipelineResult:
+    """What :func:`run_pipeline` returns: outputs and failures, both in source order.
+
+    Every source item appears exactly once: its final output in ``results``,
+    or a :class:`StageFailure` in ``failures``.
+
+    >>> PipelineResult(results=[2, 4], failures=[]).results
+    [2, 4]
+    """
+
+    results: List[Any]
+    failures: List[StageFailure]
+
+
+def _stage_name(stage: Callable[..., Any]) -> str:
+    return str(getattr(stage, "__name__", None) or repr(stage))
+
+
+async def _feed(
+    source: Union[Iterable[Any], AsyncIterable[Any]],
+    inbox: asyncio.Queue[Tuple[int, Any]],
+) -> None:
+    if isinstance(source, _AsyncIterableABC):
+        index = 0
+        async for item in source:
+            await inbox.put((index, item))
+            index += 1
+    else:
+        for index, item in enumerate(source):
+            await inbox.put((index, item))
+
+
+async def _stage_worker(
+    stage: Callable[[Any], Awaitable[Any]],
+    name: str,
+    inbox: asyncio.Queue[Tuple[int, Any]],
+    outbox: Optional[asyncio.Queue[Tuple[int, Any]]],
+    results: Dict[int, Any],
+    failures: List[StageFailure],
+    timeout: Optional[float],
+) -> None:
+    while True:
+        index, item = await inbox.get()
+        try:
+            try:
+                if timeout is None:
+                    output = await stage(item)
+                else:
+                    output = await asyncio.wait_for(stage(item), timeout)
+            except Exception as exc:
+                failures.append(StageFailure(index, name, item, exc))
+            else:
+                if outbox is None:
+                    results[index] = output
+                else:
+                    # Forward before task_done(): join() on this stage's queue must
+                    # not return while an item is between two queues.
+                    await outbox.put((index, output))
+        finally:
+            inbox.task_done()
+
+
+async def _unless_workers_die(task: asyncio.Task[None], workers: List[asyncio.Task[None]]) -> None:
+    """Await *task*, but fail instead of hanging if a worker ends first."""
+    done, _ = await asyncio.wait([task, *workers], return_when=asyncio.FIRST_COMPLETED)
+    if task in done:
+        task.result()  # re-raise the source's exception, if any
+        return
+    dead = next(worker for worker in workers if worker in done)
+    cause = None if dead.cancelled() else dead.exception()
+    raise RuntimeError(
+        f"pipeline worker {dead.get_name()} stopped unexpectedly "
+        "(did a stage raise CancelledError or BaseException?)"
+    ) from cause
+
+
+async def _cancel_and_wait(tasks: Sequence[asyncio.Task[Any]]) -> None:
+    for task in tasks:
+        task.cancel()
+    pending = [task for task in tasks if not task.done()]
+    if pending:
+        await asyncio.wait(pending)
+    for task in tasks:
+        if not task.cancelled():
+            task.exception()  # mark as retrieved: no "exception was never retrieved"
+
+
+async def run_pipeline(
+    source: Union[Iterable[Any], AsyncIterable[Any]],
+    *stages: Callable[[Any], Awaitable[Any]],
+    workers: Union[int, Sequence[int]] = 4,
+    maxsize: int = 100,
+    timeout: Optional[float] = None,
+) -> PipelineResult:
+    """Push every item of *source* through the async *stages*, several workers per stage.
+
+    Each stage is an ``async def stage(item) -> output``; the output of one
+    stage is the input of the next.  The result lists the last stage's
+    outputs in source order:
+
+    >>> async def square(n):
+    ...     await asyncio.sleep(0.1)
+    ...     return n * n
+    >>> async def label(n):
+    ...     return f"#{n}"
+    >>> (await run_pipeline(range(5), square, label, workers=3)).results
+    ['#0', '#1', '#4', '#9', '#16']
+
+    **Failures.** When a stage raises an :exc:`Exception` for an item, that
+    item leaves the pipeline as a :class:`StageFailure` (index, stage name,
+    input, exception) and the other items carry on, so every item is
+    accounted for exactly once.  *timeout* (seconds per stage call) turns a
+    call that takes too long into such a failure:
+
+    >>> async def fragile(n):
+    ...     if n == 2:
+    ...         raise ConnectionError("reset by peer")
+    ...     if n == 3:
+    ...         await asyncio.sleep(60)
+    ...     return n
+    >>> result = await run_pipeline(range(5), fragile, timeout=0.5)
+    >>> result.results
+    [0, 1, 4]
+    >>> [(f.index, type(f.error).__name__) for f in result.failures]
+    [(2, 'ConnectionError'), (3, 'TimeoutError')]
+
+    **Sizing.** *workers* is the number of concurrent workers per stage, or a
+    sequence with one count per stage (give the slow stage more).  *maxsize*
+    bounds each stage's input queue, so a fast source or stage waits for a
+    slow one instead of filling memory.  *source* may be a normal or an
+    asynchronous iterable; it is read lazily.
+
+    **Ending.** Once the source is exhausted, each stage's queue is joined in
+    turn and that stage's idle workers are cancelled and awaited; no task is
+    left behind.  An exception raised by *source* itself is re-raised, and if
+    ``run_pipeline`` is cancelled every worker is cancelled and awaited before
+    :exc:`asyncio.CancelledError` propagates.  A worker that ends for another
+    reason (a stage raising :exc:`asyncio.CancelledError` or another
+    ``BaseException``) makes ``run_pipeline`` raise :exc:`RuntimeError` rather
+    than wait forever.
+
+    Bad arguments raise before any item is read:
+
+    >>> await run_pipeline([1, 2], square, workers=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: workers must be >= 1, got 0 for stage 'square'
+    """
+    if not stages:
+        raise TypeError("run_pipeline() needs at least one stage")
+    for stage in stages:
+        if not callable(stage):
+            raise TypeError(f"every stage must be an async callable, got {stage!r}")
+    if not isinstance(source, (_IterableABC, _AsyncIterableABC)):
+        raise TypeError(f"source must be an iterable or async iterable, got {source!r}")
+    counts = list(workers) if isinstance(workers, _SequenceABC) else [workers] * len(stages)
+    if len(counts) != len(stages):
+        raise ValueError(f"got {len(counts)} worker counts for {len(stages)} stages")
+    names = [_stage_name(stage) for stage in stages]
+    for count, name in zip(counts, names):
+        if isinstance(count, bool) or not isinstance(count, int):
+            raise TypeError(f"workers must be an int, got {count!r} for stage {name!r}")
+        if count < 1:
+            raise ValueError(f"workers must be >= 1, got {count} for stage {name!r}")
+    if maxsize < 1:
+        raise ValueError(
+            f"maxsize must be >= 1 (a bound is what gives backpressure), got {maxsize}"
+        )
+    if timeout is not None and not timeout > 0:
+        raise ValueError(f"timeout must be > 0 seconds or None, got {timeout!r}")
+
+    queues: List[asyncio.Queue[Tuple[int, Any]]] = [asyncio.Queue(maxsize) for _ in stages]
+    results: Dict[int, Any] = {}
+    failures: List[StageFailure] = []
+    groups: List[List[asyncio.Task[None]]] = []
+    for number, (stage, name, count) in enumerate(zip(stages, names, counts)):
+        outbox = queues[number + 1] if number + 1 < len(stages) else None
+        groups.append(
+            [
+                asyncio.create_task(
+                    _stage_worker(stage, name, queues[number], outbox, results, failures, timeout),
+                    name=f"pipeline-{name}-{worker}",
+                )
+                for worker in range(count)
+            ]
+        )
+    everything: List[asyncio.Task[Any]] = [task for group in groups for task in group]
+    feeder = asyncio.create_task(_feed(source, queues[0]), name="pipeline-source")
+    everything.append(feeder)
+    try:
+        alive = [task for group in groups for task in group]
+        await _unless_workers_die(feeder, alive)
+        for queue, group in zip(queues, groups):
+            joiner = asyncio.create_task(queue.join(), name="pipeline-join")
+            everything.append(joiner)
+            await _unless_workers_die(joiner, alive)
+            # Everything this stage will ever see is done: its workers sit idle in get().
+            await _cancel_and_wait(group)
+            alive = alive[len(group) :]
+    finally:
+        await _cancel_and_wait(everything)
+    return PipelineResult(
+        results=[results[index] for index in sorted(results)],
+        failures=sorted(failures, key=lambda failure: failure.index),
+    )

@@ -1,0 +1,638 @@
+"""Behaviour, fault, bad-input and load tests for recipes/queues.py."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import sys
+from collections import Counter
+from typing import Any, AsyncIterator, Iterator, List
+
+import pytest
+
+from recipes.queues import (
+    STOP,
+    ClosableQueue,
+    QueueClosed,
+    StablePriorityQueue,
+    StageFailure,
+    consume,
+    run_pipeline,
+)
+
+# Generous timeouts on the virtual clock: they cost no wall time, and they turn
+# a hang into a failure instead of a stuck test run.
+HANG = 3600.0
+
+
+# --- consume() and sentinels ------------------------------------------------
+
+
+@pytest.mark.parametrize("consumers", [1, 3, 10])
+def test_consume_with_one_sentinel_per_consumer_handles_each_item_once(
+    run_virtual: Any, consumers: int
+) -> None:
+    async def main() -> Counter[int]:
+        rng = random.Random(consumers)
+        handled: Counter[int] = Counter()
+
+        async def handle(item: int) -> None:
+            await asyncio.sleep(round(rng.random() / 10, 3))  # ms grid: see _jittery
+            handled[item] += 1
+
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        tasks = [asyncio.create_task(consume(queue, handle)) for _ in range(consumers)]
+        for item in range(200):
+            await queue.put(item)
+        for _ in tasks:
+            await queue.put(STOP)
+        await asyncio.wait_for(queue.join(), HANG)
+        await asyncio.wait_for(asyncio.gather(*tasks), HANG)
+        return handled
+
+    handled = run_virtual(main)
+    assert handled == Counter(range(200))
+
+
+def test_consume_calls_task_done_for_the_sentinel(run_virtual: Any) -> None:
+    async def main() -> bool:
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+
+        async def handle(item: object) -> None:
+            pass
+
+        queue.put_nowait(STOP)
+        await consume(queue, handle)
+        # join() returns at once only if task_done() was called for the sentinel.
+        await asyncio.wait_for(queue.join(), 1)
+        with pytest.raises(ValueError, match="task_done"):
+            queue.task_done()  # nothing left to mark: the count is exactly zero
+        return True
+
+    assert run_virtual(main)
+
+
+def test_consume_survives_failing_items_and_reports_each(run_virtual: Any) -> None:
+    async def main() -> Any:
+        handled: List[int] = []
+        failed: List[Any] = []
+
+        async def handle(item: int) -> None:
+            await asyncio.sleep(0.01)
+            if item % 5 == 0:
+                raise RuntimeError(f"item {item}")
+            handled.append(item)
+
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        tasks = [
+            asyncio.create_task(
+                consume(queue, handle, on_error=lambda item, exc: failed.append((item, exc)))
+            )
+            for _ in range(4)
+        ]
+        for item in range(50):
+            queue.put_nowait(item)
+        for _ in tasks:
+            queue.put_nowait(STOP)
+        await asyncio.wait_for(queue.join(), HANG)
+        await asyncio.wait_for(asyncio.gather(*tasks), HANG)
+        return handled, failed
+
+    handled, failed = run_virtual(main)
+    assert sorted(handled) == [n for n in range(50) if n % 5]
+    assert sorted(item for item, _ in failed) == list(range(0, 50, 5))
+    assert all(
+        isinstance(exc, RuntimeError) and str(exc) == f"item {item}" for item, exc in failed
+    )
+
+
+def test_consume_logs_failures_without_on_error(
+    run_virtual: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def main() -> None:
+        async def handle(item: str) -> None:
+            raise KeyError(item)
+
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        for item in ("a", STOP):
+            queue.put_nowait(item)
+        await consume(queue, handle)
+
+    with caplog.at_level(logging.ERROR, logger="recipes.queues"):
+        run_virtual(main)
+    [record] = caplog.records
+    assert "'a'" in record.getMessage()
+    assert record.exc_info is not None and record.exc_info[0] is KeyError
+
+
+def test_cancelled_consumer_still_marks_its_item_done(run_virtual: Any) -> None:
+    async def main() -> bool:
+        started = asyncio.Event()
+        cleaned_up = []
+
+        async def handle(item: int) -> None:
+            started.set()
+            try:
+                await asyncio.sleep(HANG)
+            finally:
+                cleaned_up.append(item)
+
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        queue.put_nowait(7)
+        task = asyncio.create_task(consume(queue, handle))
+        await started.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.wait_for(queue.join(), 1)  # task_done() ran despite the cancellation
+        return cleaned_up == [7]
+
+    assert run_virtual(main)
+
+
+def test_consume_does_not_catch_cancellation_raised_by_the_handler(run_virtual: Any) -> None:
+    async def main() -> None:
+        async def handle(item: int) -> None:
+            raise asyncio.CancelledError
+
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        queue.put_nowait(1)
+        with pytest.raises(asyncio.CancelledError):
+            await consume(queue, handle, on_error=lambda item, exc: None)
+        await asyncio.wait_for(queue.join(), 1)
+
+    run_virtual(main)
+
+
+@pytest.mark.skipif(sys.version_info < (3, 13), reason="Queue.shutdown() requires Python >= 3.13")
+def test_consume_stops_on_queue_shutdown(run_virtual: Any) -> None:
+    async def main() -> List[int]:
+        handled: List[int] = []
+
+        async def handle(item: int) -> None:
+            await asyncio.sleep(0.1)
+            handled.append(item)
+
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        tasks = [asyncio.create_task(consume(queue, handle)) for _ in range(5)]
+        for item in range(20):
+            await queue.put(item)
+        queue.shutdown()
+        await asyncio.wait_for(asyncio.gather(*tasks), HANG)
+        await asyncio.wait_for(queue.join(), HANG)
+        return handled
+
+    assert sorted(run_virtual(main)) == list(range(20))
+
+
+# --- StablePriorityQueue ----------------------------------------------------
+
+
+def test_priority_queue_never_compares_payloads_and_keeps_ties_fifo(run_virtual: Any) -> None:
+    async def main() -> List[Any]:
+        queue: StablePriorityQueue[dict[str, int]] = StablePriorityQueue()
+        rng = random.Random(3)
+        entries = [(rng.randrange(5), {"n": n}) for n in range(500)]
+        for priority, payload in entries:
+            await queue.put(payload, priority=priority)
+        out = [queue.get_nowait() for _ in range(len(entries))]
+        expected = [payload for _, payload in sorted(entries, key=lambda e: e[0])]  # stable sort
+        return [out, expected]
+
+    out, expected = run_virtual(main)
+    assert out == expected
+
+
+def test_priority_queue_bound_and_join(run_virtual: Any) -> None:
+    async def main() -> List[str]:
+        queue: StablePriorityQueue[str] = StablePriorityQueue(maxsize=2)
+        queue.put_nowait("low", priority=9)
+        queue.put_nowait("high", priority=1)
+        assert queue.full() and queue.qsize() == 2
+        with pytest.raises(asyncio.QueueFull):
+            queue.put_nowait("more")
+        blocked = asyncio.create_task(queue.put("urgent", priority=0))
+        await asyncio.sleep(0.1)
+        assert not blocked.done()  # backpressure: waits for room
+        got = [await queue.get()]
+        await asyncio.wait_for(blocked, 1)
+        got += [await queue.get(), await queue.get()]
+        assert queue.empty()
+        with pytest.raises(asyncio.QueueEmpty):
+            queue.get_nowait()
+        for _ in got:
+            queue.task_done()
+        await asyncio.wait_for(queue.join(), 1)
+        return got
+
+    assert run_virtual(main) == ["high", "urgent", "low"]
+
+
+# --- ClosableQueue ----------------------------------------------------------
+
+
+def test_closable_queue_drains_then_raises(run_virtual: Any) -> None:
+    async def main() -> None:
+        queue: ClosableQueue[int] = ClosableQueue()
+        for item in range(3):
+            await queue.put(item)
+        queue.close()
+        assert queue.closed and queue.qsize() == 3
+        with pytest.raises(QueueClosed, match="put"):
+            await queue.put(99)
+        assert [await queue.get() for _ in range(3)] == [0, 1, 2]
+        assert queue.empty()
+        for _ in range(3):  # every later get() raises too
+            with pytest.raises(QueueClosed, match="get"):
+                await queue.get()
+        for _ in range(3):
+            queue.task_done()
+        await asyncio.wait_for(queue.join(), 1)
+        queue.close()  # idempotent
+        assert queue.qsize() == 0
+
+    run_virtual(main)
+
+
+def test_closing_wakes_every_blocked_consumer(run_virtual: Any) -> None:
+    async def main() -> None:
+        queue: ClosableQueue[int] = ClosableQueue()
+        getters = [asyncio.create_task(queue.get()) for _ in range(10)]
+        await asyncio.sleep(0.1)
+        assert not any(task.done() for task in getters)
+        queue.close()
+        outcomes = await asyncio.wait_for(asyncio.gather(*getters, return_exceptions=True), HANG)
+        assert all(isinstance(outcome, QueueClosed) for outcome in outcomes)
+        await asyncio.wait_for(queue.join(), 1)
+
+    run_virtual(main)
+
+
+def test_closing_wakes_every_blocked_producer(run_virtual: Any) -> None:
+    async def main() -> None:
+        queue: ClosableQueue[int] = ClosableQueue(maxsize=2)
+        await queue.put(1)
+        await queue.put(2)
+        putters = [asyncio.create_task(queue.put(n)) for n in range(3, 13)]
+        await asyncio.sleep(0.1)
+        assert not any(task.done() for task in putters)  # full: they wait
+        queue.close()
+        outcomes = await asyncio.wait_for(asyncio.gather(*putters, return_exceptions=True), HANG)
+        assert all(isinstance(outcome, QueueClosed) for outcome in outcomes)
+        assert [await queue.get(), await queue.get()] == [1, 2]
+        with pytest.raises(QueueClosed):
+            await queue.get()
+
+    run_virtual(main)
+
+
+def test_closable_queue_bound_gives_backpressure_and_cancelled_put_frees_nothing(
+    run_virtual: Any,
+) -> None:
+    async def main() -> None:
+        queue: ClosableQueue[str] = ClosableQueue(maxsize=1)
+        assert queue.maxsize == 1
+        await queue.put("a")
+        cancelled = asyncio.create_task(queue.put("lost"))
+        waiting = asyncio.create_task(queue.put("b"))
+        await asyncio.sleep(0.1)
+        cancelled.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await cancelled
+        assert not waiting.done()
+        assert await queue.get() == "a"
+        await asyncio.wait_for(waiting, 1)
+        assert queue.qsize() == 1  # the bound still holds after the cancellation
+        third = asyncio.create_task(queue.put("c"))
+        await asyncio.sleep(0.1)
+        assert not third.done()
+        assert await queue.get() == "b"
+        await asyncio.wait_for(third, 1)
+        assert await queue.get() == "c"
+
+    run_virtual(main)
+
+
+def test_immediate_close_discards_and_releases_join(run_virtual: Any) -> None:
+    async def main() -> None:
+        queue: ClosableQueue[int] = ClosableQueue(maxsize=5)
+        for item in range(5):
+            await queue.put(item)
+        taken = await queue.get()  # one item in progress
+        queue.close()
+        queue.close(immediate=True)  # after a normal close, still drops what is queued
+        assert queue.qsize() == 0
+        with pytest.raises(QueueClosed):
+            await queue.get()
+        joiner = asyncio.create_task(queue.join())
+        await asyncio.sleep(0.1)
+        assert not joiner.done()  # the item in progress still counts
+        assert taken == 0
+        queue.task_done()
+        await asyncio.wait_for(joiner, 1)
+
+    run_virtual(main)
+
+
+def test_consumers_on_a_closable_queue_stop_without_sentinels(run_virtual: Any) -> None:
+    async def main() -> Counter[int]:
+        handled: Counter[int] = Counter()
+
+        async def handle(item: int) -> None:
+            await asyncio.sleep(0.01 * (item % 3))
+            handled[item] += 1
+
+        queue: ClosableQueue[int] = ClosableQueue(maxsize=4)
+        tasks = [asyncio.create_task(consume(queue, handle)) for _ in range(6)]
+        for item in range(100):
+            await queue.put(item)
+        queue.close()
+        await asyncio.wait_for(asyncio.gather(*tasks), HANG)
+        await asyncio.wait_for(queue.join(), HANG)
+        return handled
+
+    assert run_virtual(main) == Counter(range(100))
+
+
+def test_closable_queue_rejects_negative_maxsize(run_virtual: Any) -> None:
+    async def main() -> None:
+        with pytest.raises(ValueError, match="maxsize must be >= 0"):
+            ClosableQueue(maxsize=-1)
+
+    run_virtual(main)
+
+
+# --- run_pipeline -----------------------------------------------------------
+
+
+def _jittery(rng: random.Random, fail_on: frozenset[int] = frozenset(), tag: str = "") -> Any:
+    async def stage(item: Any) -> Any:
+        # Whole milliseconds: the fake clock of looptime < 0.9 (Python 3.8-3.10)
+        # never reaches a deadline that is not a whole number of microseconds.
+        await asyncio.sleep(round(rng.random() / 20, 3))
+        number = item if isinstance(item, int) else item[0]
+        if number in fail_on:
+            raise ValueError(f"{tag} rejects {number}")
+        return (number, *(item[1:] if isinstance(item, tuple) else ()), tag)
+
+    stage.__name__ = tag
+    return stage
+
+
+@pytest.mark.parametrize("workers", [1, 2, 7, (3, 1, 5)])
+def test_pipeline_delivers_every_item_exactly_once(run_virtual: Any, workers: Any) -> None:
+    async def main() -> Any:
+        rng = random.Random(42)
+        stages = [_jittery(rng, tag=tag) for tag in ("a", "b", "c")]
+        return await asyncio.wait_for(
+            run_pipeline(range(300), *stages, workers=workers, maxsize=4), HANG
+        )
+
+    result = run_virtual(main)
+    assert result.failures == []
+    assert result.results == [(n, "a", "b", "c") for n in range(300)]
+
+
+def test_pipeline_reports_failing_items_and_keeps_the_rest_flowing(run_virtual: Any) -> None:
+    fail_a = frozenset(range(0, 300, 7))
+    fail_c = frozenset(range(3, 300, 11)) - fail_a
+
+    async def main() -> Any:
+        rng = random.Random(7)
+        stages = [
+            _jittery(rng, fail_a, "a"),
+            _jittery(rng, tag="b"),
+            _jittery(rng, fail_c, "c"),
+        ]
+        return await asyncio.wait_for(
+            run_pipeline(range(300), *stages, workers=5, maxsize=3), HANG
+        )
+
+    result = run_virtual(main)
+    delivered = [item[0] for item in result.results]
+    failed = [failure.index for failure in result.failures]
+    # exactly once: every index appears in one list or the other, never twice
+    assert sorted(delivered + failed) == list(range(300))
+    assert set(failed) == fail_a | fail_c
+    assert [f.stage for f in result.failures] == ["a" if i in fail_a else "c" for i in failed]
+    for failure in result.failures:
+        assert isinstance(failure, StageFailure)
+        assert isinstance(failure.error, ValueError)
+        # the item recorded is the failing stage's input
+        expected_item = failure.index if failure.stage == "a" else (failure.index, "a", "b")
+        assert failure.item == expected_item
+    assert delivered == sorted(delivered)
+
+
+def test_pipeline_where_every_item_fails_still_returns(run_virtual: Any) -> None:
+    async def main() -> Any:
+        async def broken(item: int) -> int:
+            raise OSError("disk full")
+
+        return await asyncio.wait_for(run_pipeline(range(50), broken, workers=3), HANG)
+
+    result = run_virtual(main)
+    assert result.results == []
+    assert [f.index for f in result.failures] == list(range(50))
+
+
+def test_pipeline_timeout_turns_a_hanging_call_into_a_failure(run_virtual: Any) -> None:
+    async def main() -> Any:
+        async def sometimes_hangs(item: int) -> int:
+            if item % 4 == 1:
+                await asyncio.sleep(HANG)
+            return item
+
+        return await asyncio.wait_for(
+            run_pipeline(range(20), sometimes_hangs, workers=2, timeout=1.0), HANG / 2
+        )
+
+    result = run_virtual(main)
+    assert [f.index for f in result.failures] == [n for n in range(20) if n % 4 == 1]
+    assert all(isinstance(f.error, asyncio.TimeoutError) for f in result.failures)
+    assert result.results == [n for n in range(20) if n % 4 != 1]
+
+
+def test_pipeline_stage_raising_cancelled_error_fails_instead_of_hanging(
+    run_virtual: Any,
+) -> None:
+    async def main() -> None:
+        async def rogue(item: int) -> int:
+            if item == 3:
+                raise asyncio.CancelledError  # ends the worker, not just the item
+            await asyncio.sleep(0.01)
+            return item
+
+        with pytest.raises(RuntimeError, match="stopped unexpectedly"):
+            await asyncio.wait_for(run_pipeline(range(10), rogue, workers=1), HANG)
+
+    run_virtual(main)
+
+
+def test_pipeline_propagates_source_errors_and_leaves_no_tasks(run_virtual: Any) -> None:
+    def source() -> Iterator[int]:
+        yield 1
+        yield 2
+        raise LookupError("source broke")
+
+    async def main() -> None:
+        async def stage(item: int) -> int:
+            await asyncio.sleep(0.1)
+            return item
+
+        with pytest.raises(LookupError, match="source broke"):
+            await asyncio.wait_for(run_pipeline(source(), stage, stage), HANG)
+
+    run_virtual(main)  # the fixture fails the test if a worker was left running
+
+
+def test_pipeline_accepts_async_iterables(run_virtual: Any) -> None:
+    async def source() -> AsyncIterator[int]:
+        for n in range(30):
+            await asyncio.sleep(0.01)
+            yield n
+
+    async def main() -> Any:
+        async def double(item: int) -> int:
+            return 2 * item
+
+        return await asyncio.wait_for(run_pipeline(source(), double, workers=4), HANG)
+
+    assert run_virtual(main).results == [2 * n for n in range(30)]
+
+
+def test_pipeline_with_empty_source(run_virtual: Any) -> None:
+    async def main() -> Any:
+        async def stage(item: int) -> int:
+            return item
+
+        return await asyncio.wait_for(run_pipeline([], stage, stage), HANG)
+
+    result = run_virtual(main)
+    assert result.results == [] and result.failures == []
+
+
+def test_pipeline_workers_per_stage_reach_but_never_exceed_their_count(run_virtual: Any) -> None:
+    async def main() -> List[int]:
+        running = [0, 0]
+        peak = [0, 0]
+
+        def make(number: int, seconds: float) -> Any:
+            async def stage(item: int) -> int:
+                running[number] += 1
+                peak[number] = max(peak[number], running[number])
+                await asyncio.sleep(seconds)
+                running[number] -= 1
+                return item
+
+            return stage
+
+        await asyncio.wait_for(
+            run_pipeline(range(200), make(0, 0.01), make(1, 0.1), workers=[3, 6], maxsize=50), HANG
+        )
+        return peak
+
+    assert run_virtual(main) == [3, 6]
+
+
+def test_pipeline_applies_backpressure_to_the_source(run_virtual: Any) -> None:
+    async def main() -> int:
+        read = 0
+        done = 0
+        worst = 0
+
+        def source() -> Iterator[int]:
+            nonlocal read, worst
+            for n in range(200):
+                read += 1
+                worst = max(worst, read - done)
+                yield n
+
+        async def slow(item: int) -> int:
+            nonlocal done
+            await asyncio.sleep(1)
+            done += 1
+            return item
+
+        await asyncio.wait_for(run_pipeline(source(), slow, workers=2, maxsize=3), HANG)
+        return worst
+
+    # at most: queue (3) + items held by the workers (2) + the one the feeder is putting
+    assert run_virtual(main) <= 3 + 2 + 1
+
+
+def test_cancelling_the_pipeline_cancels_and_awaits_every_worker(run_virtual: Any) -> None:
+    async def main() -> List[int]:
+        cleaned: List[int] = []
+        started = asyncio.Event()
+
+        async def stage(item: int) -> int:
+            started.set()
+            try:
+                await asyncio.sleep(HANG)
+            finally:
+                cleaned.append(item)
+            return item
+
+        task = asyncio.create_task(run_pipeline(range(100), stage, workers=4))
+        await started.wait()
+        await asyncio.sleep(0.1)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return cleaned
+
+    # four workers were each inside one item; each ran its cleanup before the
+    # cancellation reached us, and the fixture checks that no task is left
+    assert sorted(run_virtual(main)) == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"workers": 0}, ValueError, "workers must be >= 1, got 0"),
+        ({"workers": -3}, ValueError, "workers must be >= 1, got -3"),
+        ({"workers": 2.5}, TypeError, "workers must be an int"),
+        ({"workers": True}, TypeError, "workers must be an int"),
+        ({"workers": [1, 2, 3]}, ValueError, "3 worker counts for 2 stages"),
+        ({"workers": [1, 0]}, ValueError, "workers must be >= 1, got 0 for stage 'stage'"),
+        ({"maxsize": 0}, ValueError, "maxsize must be >= 1"),
+        ({"timeout": 0}, ValueError, "timeout must be > 0"),
+        ({"timeout": -1.0}, ValueError, "timeout must be > 0"),
+    ],
+)
+def test_pipeline_bad_arguments_fail_before_reading_the_source(
+    run_virtual: Any, kwargs: Any, error: type, message: str
+) -> None:
+    read: List[int] = []
+
+    def source() -> Iterator[int]:
+        for n in range(5):
+            read.append(n)
+            yield n
+
+    async def main() -> None:
+        async def stage(item: int) -> int:
+            return item
+
+        with pytest.raises(error, match=message):
+            await run_pipeline(source(), stage, stage, **kwargs)
+
+    run_virtual(main)
+    assert read == []
+
+
+def test_pipeline_bad_stages_and_sources(run_virtual: Any) -> None:
+    async def main() -> None:
+        async def stage(item: int) -> int:
+            return item
+
+        with pytest.raises(TypeError, match="at least one stage"):
+            await run_pipeline([1])
+        with pytest.raises(TypeError, match="async callable"):
+            await run_pipeline([1], stage, "not a function")  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="iterable"):
+            await run_pipeline(42, stage)  # type: ignore[arg-type]
+
+    run_virtual(main)
