@@ -48,6 +48,7 @@ import asyncio
 import contextvars
 import doctest
 import inspect
+import math
 import os
 import re
 import sys
@@ -104,7 +105,31 @@ def new_doctest_loop() -> asyncio.AbstractEventLoop:
         return asyncio.new_event_loop()
     import looptime
 
-    return looptime.new_event_loop(start=0)
+    loop = looptime.new_event_loop(start=0)
+    if _looptime_version() < (0, 9):
+        _round_timers_to_microseconds(loop)
+    return loop
+
+
+def _looptime_version() -> Tuple[int, ...]:
+    from importlib.metadata import version
+
+    return tuple(int(part) for part in re.findall(r"\d+", version("looptime"))[:2])
+
+
+def _round_timers_to_microseconds(loop: asyncio.AbstractEventLoop) -> None:
+    """Work around looptime < 0.9 (all pip offers Python 3.8-3.10).
+
+    Its clock moves in whole microseconds and never reaches a timer set between
+    two of them: ``await asyncio.sleep(1 / 3)`` hangs for ever.  Rounding every
+    deadline up to the next microsecond keeps readers' sleeps working as written.
+    """
+    call_at = loop.call_at
+
+    def call_at_whole_microsecond(when: float, callback: Any, *args: Any, **kwargs: Any) -> Any:
+        return call_at(math.ceil(round(when * 1e6, 3)) / 1e6, callback, *args, **kwargs)
+
+    loop.call_at = call_at_whole_microsecond  # type: ignore[method-assign]
 
 
 def required_python(source: str) -> Optional[Tuple[int, int]]:

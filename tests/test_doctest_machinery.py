@@ -33,7 +33,7 @@ def doctest_run(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):
         else:
             monkeypatch.delenv("COOKBOOK_REAL_CLOCK", raising=False)
         pytester.makepyfile(**{name: textwrap.dedent(source)})
-        return pytester.runpytest_subprocess(*PYTEST_ARGS, *args)
+        return pytester.runpytest_subprocess(*PYTEST_ARGS, *args, timeout=120)
 
     return run
 
@@ -316,3 +316,20 @@ def test_each_docstring_gets_a_fresh_loop(doctest_run):
         '''
     )
     result.assert_outcomes(passed=2)
+
+
+def test_sleep_between_microseconds_finishes_on_the_virtual_clock(doctest_run):
+    # looptime < 0.9 (Python 3.8-3.10) hangs on such a deadline unless the plugin rounds it.
+    result = doctest_run(
+        '''
+        """
+        >>> import asyncio
+        >>> loop = asyncio.get_running_loop()
+        >>> await asyncio.wait_for(asyncio.sleep(1 / 3, "woke"), timeout=5)
+        'woke'
+        >>> round(loop.time(), 3)
+        0.333
+        """
+        '''
+    )
+    result.assert_outcomes(passed=1)
