@@ -119,8 +119,9 @@ def _resolve_missing(app: object, env: object, node: object, contnode: object) -
     if target in PYTHON_NEWER_THAN_INVENTORY:
         page = PYTHON_NEWER_THAN_INVENTORY[target]
         return _external(f"https://docs.python.org/3/{page}", contnode)
-    if target in OTHER_PROJECTS:
-        return _external(OTHER_PROJECTS[target], contnode)
+    project = target.split(".")[0]
+    if project in OTHER_PROJECTS:
+        return _external(OTHER_PROJECTS[project], contnode)
     return None
 
 
@@ -189,7 +190,11 @@ def _benchmark_figures() -> str:
             "     - Unit",
         ]
         for row in data["results"]:
-            out += [f"   * - {row['name']}", f"     - {row['value']:,.4g}", f"     - {row['unit']}"]
+            out += [
+                f"   * - {row['name']}",
+                f"     - {row['value']:,.4g}",
+                f"     - {row['unit']}",
+            ]
         out.append("")
         if data.get("ratios"):
             out += ["**Ratios** (measured in the same run):", ""]
