@@ -202,7 +202,7 @@ def _benchmark_figures() -> str:
             out.append("")
         image = path.with_suffix(".png")
         if image.exists():
-            out += [f".. image:: _static/benchmarks/{image.name}", f"   :alt: {title}", ""]
+            out += [f".. image:: /_static/benchmarks/{image.name}", f"   :alt: {title}", ""]
     if not out:
         out = ["No benchmark results are stored yet: run ``tox -e bench``.", ""]
     return "\n".join(out) + "\n"
