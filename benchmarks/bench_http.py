@@ -1,0 +1,136 @@
+"""Fetching many local URLs: one at a time vs under a concurrency limit.
+
+    python benchmarks/bench_http.py                # 1,000 URLs
+    python benchmarks/bench_http.py --quick        # 200 URLs
+    python benchmarks/bench_http.py --json out.json
+
+A local aiohttp server, in a separate process (this script with ``--serve``),
+answers every URL after 20 ms.  The client is ``recipes.http_client``: one
+session from ``make_session``, and ``fetch_all`` with ``limit=1`` (sequential)
+and ``limit=50``.  Both are compared with the ideal time, N x 20 ms / limit,
+which no client can beat.  Real clock; the load average is printed and stored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict
+
+import aiohttp
+from aiohttp import web
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from recipes.http_client import fetch_all, make_session
+
+
+def serve(delay: float) -> None:
+    async def item(request: web.Request) -> web.Response:
+        await asyncio.sleep(delay)
+        return web.json_response({"item": int(request.match_info["n"])})
+
+    async def main() -> None:
+        app = web.Application()
+        app.router.add_get(r"/items/{n:\d+}", item)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
+        await site.start()
+        print(runner.addresses[0][1], flush=True)
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+        finally:
+            await runner.cleanup()
+
+    asyncio.run(main())
+
+
+async def timed_fetch(base: str, count: int, limit: int) -> float:
+    urls = [f"{base}/items/{n}" for n in range(count)]
+    timeout = aiohttp.ClientTimeout(total=60, connect=5)
+    async with make_session(timeout=timeout, limit=limit) as session:
+        started = time.perf_counter()
+        results = await fetch_all(session, urls, limit=limit)
+        elapsed = time.perf_counter() - started
+    failed = [r for r in results if not r.ok]
+    if failed:
+        raise SystemExit(f"{len(failed)} fetches failed, e.g. {failed[0]!r}")
+    return elapsed
+
+
+def measure(count: int, delay: float, limit: int) -> Dict[str, Any]:
+    server = subprocess.Popen(
+        [sys.executable, __file__, "--serve", "--delay", str(delay)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        base = f"http://127.0.0.1:{int(server.stdout.readline())}"
+        print(f"{count:,} URLs at {base}, each answered after {delay * 1000:g} ms", flush=True)
+        concurrent = min(asyncio.run(timed_fetch(base, count, limit)) for _ in range(2))
+        print(f"{f'limit={limit}':>16}: {concurrent:8.3f} s", flush=True)
+        sequential = asyncio.run(timed_fetch(base, count, 1))
+        print(f"{'sequential':>16}: {sequential:8.3f} s", flush=True)
+    finally:
+        if server.stdin is not None:
+            server.stdin.close()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+    ideal = count * delay / limit
+    unit = f"seconds for {count:,} URLs"
+    return {
+        "benchmark": "fetching local URLs with aiohttp",
+        "python": platform.python_version(),
+        "urls": count,
+        "delay_seconds": delay,
+        "limit": limit,
+        "cpus": os.cpu_count(),
+        "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        "aiohttp": aiohttp.__version__,
+        "results": [
+            {"name": "sequential (limit=1)", "value": sequential, "unit": unit},
+            {"name": f"fetch_all, limit={limit}", "value": concurrent, "unit": unit},
+            {"name": f"ideal: N x {delay * 1000:g} ms / {limit}", "value": ideal, "unit": unit},
+        ],
+        "ratios": {
+            "sequential_over_limited": sequential / concurrent,
+            "limited_over_ideal": concurrent / ideal,
+        },
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="200 URLs instead of 1,000")
+    parser.add_argument("--delay", type=float, default=0.02, help="server delay per URL (s)")
+    parser.add_argument("--limit", type=int, default=50, help="concurrency limit")
+    parser.add_argument("--json", type=Path, help="write the figures to this file")
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.delay)
+        return 0
+    data = measure(200 if args.quick else 1000, args.delay, args.limit)
+    for name, ratio in data["ratios"].items():
+        print(f"{name:>26}: {ratio:6.2f}x")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
