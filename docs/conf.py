@@ -126,8 +126,14 @@ def _resolve_missing(app: object, env: object, node: object, contnode: object) -
 
 
 def _version_gates() -> str:
-    """A reST table of which recipe or example needs which Python, read from the gates."""
+    """A reST table of which recipe or example needs which Python, read from the gates.
+
+    Gated examples are grouped by the section (or function) they belong to,
+    so one row names one recipe; the row shows its first gated line.
+    """
     flag = re.compile(r"#\s*doctest:.*\+PY3(\d+)")
+    underline = re.compile(r"^\s*([-~^])\1{3,}\s*$")
+    definition = re.compile(r"^(?:async\s+def|def|class)\s+([A-Za-z_]\w*)")
     rows = []
     for path in sorted((ROOT / "recipes").glob("*.py")):
         if path.name == "__init__.py":
@@ -136,32 +142,46 @@ def _version_gates() -> str:
         module = f"recipes.{path.stem}"
         whole = re.search(r"^__requires_python__\s*=\s*\(\s*3\s*,\s*(\d+)\s*\)", text, re.M)
         if whole:
-            rows.append((f"3.{whole.group(1)}", f":mod:`{module}`", "the whole chapter"))
-        seen = set()
+            rows.append((int(whole.group(1)), module, "the whole chapter", "", 0))
         lines = text.splitlines()
+        section = "introduction"
+        groups: dict = {}
         for number, line in enumerate(lines, start=1):
+            named = definition.match(line)
+            if named:
+                section = f":func:`~{module}.{named.group(1)}`"
+            elif underline.match(line) and number >= 2 and lines[number - 2].strip():
+                section = lines[number - 2].strip()
             match = flag.search(line)
-            if not match:
-                continue
-            code = line.split(">>>", 1)[-1].split("#", 1)[0].strip()
-            key = (match.group(1), code)
-            if key in seen:
-                continue
-            seen.add(key)
-            where = f":mod:`{module}`, line {number}"
-            rows.append((f"3.{match.group(1)}", where, f"``{code}``"))
-    rows.sort(key=lambda row: (int(row[0].split(".")[1]), row[1]))
+            if match and ">>>" in line:
+                key = (int(match.group(1)), section)
+                code = line.split(">>>", 1)[1].split("#", 1)[0].strip()
+                following = lines[number].strip() if number < len(lines) else ""
+                if code.endswith(":") and following.startswith("..."):
+                    # "try:" alone says nothing; show what the block does.
+                    code = f"{code} {following[3:].split('#', 1)[0].strip()}"
+                groups.setdefault(key, [code, 0])[1] += 1
+        for (minor, where), (code, count) in groups.items():
+            rows.append((minor, module, where, f"``{code}``", count))
+    rows.sort(key=lambda row: (row[0], row[1]))
     out = [
         ".. list-table::",
         "   :header-rows: 1",
-        "   :widths: 10 35 55",
+        "   :widths: 8 22 30 40",
         "",
-        "   * - Needs Python",
-        "     - Where",
-        "     - Example",
+        "   * - Needs",
+        "     - Chapter",
+        "     - Recipe (section or function)",
+        "     - First gated example",
     ]
-    for needs, where, what in rows:
-        out += [f"   * - {needs}+", f"     - {where}", f"     - {what}"]
+    for minor, module, where, code, count in rows:
+        more = f" (and {count - 1} more)" if count > 1 else ""
+        out += [
+            f"   * - 3.{minor}+",
+            f"     - :mod:`{module}`",
+            f"     - {where}",
+            f"     - {code}{more}" if code else "     - —",
+        ]
     return "\n".join(out) + "\n"
 
 
