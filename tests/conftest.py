@@ -3,14 +3,67 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, AsyncIterator, Awaitable, Callable, Iterator, TypeVar
+import contextlib
+import gc
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Dict,
+    Iterator,
+    List,
+    TypeVar,
+)
 
 import pytest
 import pytest_asyncio
 
 from conftest import new_doctest_loop  # the root conftest's clock switch
 
+if TYPE_CHECKING:
+    from aiohttp import web
+
 T = TypeVar("T")
+
+
+async def value_after(value: Any, delay: float) -> Any:
+    await asyncio.sleep(delay)
+    return value
+
+
+async def fail_after(exc: BaseException, delay: float) -> Any:
+    await asyncio.sleep(delay)
+    raise exc
+
+
+@contextlib.contextmanager
+def loop_errors() -> Iterator[List[Dict[str, Any]]]:
+    """Collect what reaches the running loop's exception handler (after a gc pass)."""
+    loop = asyncio.get_running_loop()
+    contexts: List[Dict[str, Any]] = []
+    loop.set_exception_handler(lambda _loop, context: contexts.append(context))
+    try:
+        yield contexts
+        gc.collect()
+    finally:
+        loop.set_exception_handler(None)
+
+
+@contextlib.asynccontextmanager
+async def served(app: web.Application) -> AsyncIterator[str]:
+    """Serve ``app`` on 127.0.0.1 on the running loop; yield its base URL (no slash)."""
+    from aiohttp import web
+
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
 
 
 def run_on_test_clock(main: Callable[[], Awaitable[T]]) -> T:
@@ -58,18 +111,10 @@ async def demo_server() -> AsyncIterator[str]:
 
     Runs on the test's own loop (real clock): use it from ``@pytest.mark.asyncio`` tests.
     """
-    from aiohttp import web
-
     from tests.http_server import make_demo_app
 
-    runner = web.AppRunner(make_demo_app())
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
-    finally:
-        await runner.cleanup()
+    async with served(make_demo_app()) as base_url:
+        yield base_url
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -53,7 +53,6 @@ live on the app under :data:`SITE_STATS`, never in module globals.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import html
 import math
@@ -62,6 +61,8 @@ from dataclasses import dataclass, field
 from typing import Awaitable, Callable, List, Optional
 
 from aiohttp import web
+
+from tests.http_server import serve_from_command_line
 
 __all__ = ["ROBOTS_TXT", "SITE_STATS", "SiteStats", "main", "make_site_app"]
 
@@ -375,11 +376,7 @@ def make_site_app(
 
 def main(argv: Optional[List[str]] = None) -> None:
     """Serve the site until interrupted: ``python -m tests.crawl_site``."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8081)
-    args = parser.parse_args(argv)
-    web.run_app(make_site_app(), host=args.host, port=args.port)
+    serve_from_command_line(make_site_app, port=8081, doc=__doc__, argv=argv)
 
 
 if __name__ == "__main__":

@@ -245,13 +245,27 @@ def make_demo_app() -> web.Application:
     return app
 
 
+def serve_from_command_line(
+    make_app: Callable[[], web.Application],
+    *,
+    port: int,
+    doc: Optional[str],
+    argv: Optional[List[str]] = None,
+) -> None:
+    """Parse ``--host``/``--port`` (default ``port``) and serve ``make_app()`` until interrupted.
+
+    ``doc`` is the serving module's docstring; its first line is the ``--help`` description.
+    """
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0] if doc else None)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=port)
+    args = parser.parse_args(argv)
+    web.run_app(make_app(), host=args.host, port=args.port)
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     """Serve the demo app until interrupted: ``python -m tests.http_server``."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8080)
-    args = parser.parse_args(argv)
-    web.run_app(make_demo_app(), host=args.host, port=args.port)
+    serve_from_command_line(make_demo_app, port=8080, doc=__doc__, argv=argv)
 
 
 if __name__ == "__main__":

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import functools
-import gc
 import inspect
 import threading
 import time
-from typing import Any, Awaitable, Callable, Dict, Iterator, List, Tuple
+from typing import Any, Awaitable, Callable, Dict, List, Tuple
 
 import pytest
 
@@ -23,31 +21,9 @@ from recipes.coroutines import (
     run_in_thread,
     run_sequentially,
 )
+from tests.conftest import fail_after, loop_errors, value_after
 
 Runner = Callable[[Callable[[], Awaitable[Any]]], Any]
-
-
-async def value_after(value: Any, delay: float) -> Any:
-    await asyncio.sleep(delay)
-    return value
-
-
-async def fail_after(exc: BaseException, delay: float) -> Any:
-    await asyncio.sleep(delay)
-    raise exc
-
-
-@contextlib.contextmanager
-def loop_errors() -> Iterator[List[Dict[str, Any]]]:
-    """Collect what reaches the running loop's exception handler (after a gc pass)."""
-    loop = asyncio.get_running_loop()
-    contexts: List[Dict[str, Any]] = []
-    loop.set_exception_handler(lambda _loop, context: contexts.append(context))
-    try:
-        yield contexts
-        gc.collect()
-    finally:
-        loop.set_exception_handler(None)
 
 
 # --- run_sequentially / run_concurrently / measure ---------------------------

@@ -19,9 +19,8 @@ import subprocess
 import sys
 import threading
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 from urllib.parse import urlencode
 
 import aiohttp
@@ -30,6 +29,7 @@ from aiohttp import web
 
 from recipes import crawler
 from recipes.crawler import CrawlEvent, CrawlResult, crawl, extract_links, normalize_url
+from tests.conftest import served
 from tests.crawl_site import CHAIN_LENGTH, SITE_STATS, WIDE_PAGES, SiteStats, make_site_app
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,19 +63,6 @@ SITE_REDIRECTS = {
     "/moved.html": "/moved-again.html",
 }
 SITE_OPTIONS: Dict[str, Any] = {"timeout": 0.5, "max_bytes": 100_000}
-
-
-@asynccontextmanager
-async def served(app: web.Application) -> AsyncIterator[str]:
-    """Serve ``app`` on 127.0.0.1 on the running loop; yield its base URL (no slash)."""
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
-    finally:
-        await runner.cleanup()
 
 
 def relative(urls: Iterable[str], base: str) -> List[str]:

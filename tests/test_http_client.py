@@ -5,13 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable, List, Tuple
+from typing import Any, AsyncContextManager, Callable, List, Tuple
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from recipes.http_client import (
     DEFAULT_TIMEOUT,
@@ -23,20 +21,13 @@ from recipes.http_client import (
     make_session,
     with_retries,
 )
+from tests.conftest import served
 from tests.http_server import PATTERN, make_demo_app
 
 
-@asynccontextmanager
-async def serve() -> AsyncIterator[str]:
+def serve() -> AsyncContextManager[str]:
     """Serve a fresh demo app on the running loop (virtual clock under run_virtual)."""
-    runner = web.AppRunner(make_demo_app())
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
-    finally:
-        await runner.cleanup()
+    return served(make_demo_app())
 
 
 async def server_stats(session: aiohttp.ClientSession, base_url: str) -> Any:

@@ -3,32 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import gc
 import inspect
 import logging
 import sys
-from typing import Any, Awaitable, Callable, Dict, Iterator, List, Tuple
+from typing import Any, Awaitable, Callable, Dict, List, Tuple
 
 import pytest
 
 from recipes.tasks import BackgroundTasks
+from tests.conftest import loop_errors
 
 Runner = Callable[[Callable[[], Awaitable[Any]]], Any]
-
-
-@contextlib.contextmanager
-def loop_errors() -> Iterator[List[Dict[str, Any]]]:
-    """Collect what reaches the running loop's exception handler (after a gc pass)."""
-    loop = asyncio.get_running_loop()
-    contexts: List[Dict[str, Any]] = []
-    loop.set_exception_handler(lambda _loop, context: contexts.append(context))
-    try:
-        yield contexts
-        gc.collect()
-    finally:
-        loop.set_exception_handler(None)
 
 
 def others() -> List[asyncio.Task[Any]]:

@@ -17,16 +17,7 @@ from recipes.waiting import (
     first_success,
     wait_with_progress,
 )
-
-
-async def value_after(value: Any, delay: float) -> Any:
-    await asyncio.sleep(delay)
-    return value
-
-
-async def fail_after(exc: BaseException, delay: float) -> Any:
-    await asyncio.sleep(delay)
-    raise exc
+from tests.conftest import fail_after, value_after
 
 
 async def logged(name: str, delay: float, log: List[str], result: Any = None) -> Any:
