@@ -35,11 +35,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
 import random
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -52,6 +52,8 @@ import aiohttp  # noqa: E402
 from aiohttp import web  # noqa: E402
 
 from recipes.api_server import MemoryStore, User, make_app  # noqa: E402
+
+from _common import print_ratios, serve_until_stdin_closes, server_process, write_results  # noqa: E402
 
 
 def sample_users(count: int) -> List[User]:
@@ -77,21 +79,8 @@ def bare_app(users: List[User]) -> web.Application:
 
 def serve(kind: str, user_count: int) -> None:
     users = sample_users(user_count)
-
-    async def main() -> None:
-        app = make_app(MemoryStore(users)) if kind == "ours" else bare_app(users)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
-        await site.start()
-        print(runner.addresses[0][1], flush=True)
-        try:
-            # Until the parent closes our stdin (or kills us).
-            await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
-        finally:
-            await runner.cleanup()
-
-    asyncio.run(main())
+    app = make_app(MemoryStore(users)) if kind == "ours" else bare_app(users)
+    asyncio.run(serve_until_stdin_closes(app))
 
 
 # --- the client ---------------------------------------------------------------------------
@@ -153,36 +142,17 @@ def cpu_seconds(pid: int) -> Optional[float]:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def start_server(kind: str, user_count: int) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, __file__, "--serve", kind, "--users", str(user_count)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-
-
-def stop_server(server: subprocess.Popen[str]) -> None:
-    if server.stdin is not None:
-        server.stdin.close()
-    try:
-        server.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait()
-    if server.stdout is not None:
-        server.stdout.close()
-
-
 def measure(requests: int, concurrency: int, user_count: int, rounds: int) -> Dict[str, Any]:
     kinds = ("bare", "ours")
-    servers = {kind: start_server(kind, user_count) for kind in kinds}
     runs: Dict[str, List[Dict[str, float]]] = {kind: [] for kind in kinds}
-    try:
-        urls = {}
-        for kind, server in servers.items():
-            assert server.stdout is not None
-            urls[kind] = f"http://127.0.0.1:{int(server.stdout.readline())}"
+    with contextlib.ExitStack() as stack:
+        servers = {
+            kind: stack.enter_context(
+                server_process(__file__, "--serve", kind, "--users", str(user_count))
+            )
+            for kind in kinds
+        }
+        urls = {kind: server.url for kind, server in servers.items()}
         if hasattr(os, "getloadavg"):
             print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", flush=True)
         print(
@@ -210,9 +180,6 @@ def measure(requests: int, concurrency: int, user_count: int, rounds: int) -> Di
                     + ("" if cpu is None else f"  server CPU {cpu:5.0f} us/request"),
                     flush=True,
                 )
-    finally:
-        for server in servers.values():
-            stop_server(server)
 
     def median_round(kind: str) -> Dict[str, float]:
         ordered = sorted(runs[kind], key=lambda r: r["requests_per_second"])
@@ -283,12 +250,8 @@ def main() -> int:
         parser.error("--requests, --rounds, --concurrency and --users must be >= 1")
 
     data = measure(requests, args.concurrency, args.users, rounds)
-    for name, ratio in data["ratios"].items():
-        print(f"{name:>26}: {ratio:6.2f}x")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-        print(f"wrote {args.json}")
+    print_ratios(data["ratios"], width=26)
+    write_results(args.json, data)
     return 0
 
 

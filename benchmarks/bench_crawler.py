@@ -31,10 +31,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -48,6 +46,8 @@ import bs4  # noqa: E402
 from aiohttp import web  # noqa: E402
 
 from recipes.crawler import crawl, extract_links  # noqa: E402
+
+from _common import print_ratios, serve_until_stdin_closes, server_process, write_results  # noqa: E402
 
 WORDS = (
     "asyncio event loop task future coroutine queue worker timeout crawler page link "
@@ -92,22 +92,10 @@ def serve(pages: int, delay: float) -> None:
         await asyncio.sleep(delay)
         return web.Response(text=body, content_type="text/html")
 
-    async def main() -> None:
-        app = web.Application()
-        app.router.add_get("/", page)
-        app.router.add_get(r"/p/{n:\d+}.html", page)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
-        await site.start()
-        print(runner.addresses[0][1], flush=True)
-        try:
-            # Until the parent closes our stdin (or kills us).
-            await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
-        finally:
-            await runner.cleanup()
-
-    asyncio.run(main())
+    app = web.Application()
+    app.router.add_get("/", page)
+    app.router.add_get(r"/p/{n:\d+}.html", page)
+    asyncio.run(serve_until_stdin_closes(app))
 
 
 # --- the measurements ---------------------------------------------------------
@@ -155,16 +143,9 @@ async def timed_crawl(base: str, pages: int, concurrency: int) -> float:
 
 
 def measure(pages: int, delay: float, concurrency: int) -> Dict[str, Any]:
-    server = subprocess.Popen(
-        [sys.executable, __file__, "--serve", "--pages", str(pages), "--delay", str(delay)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert server.stdout is not None
-        port = int(server.stdout.readline())
-        base = f"http://127.0.0.1:{port}"
+    serve_args = ("--serve", "--pages", str(pages), "--delay", str(delay))
+    with server_process(__file__, *serve_args) as server:
+        base = server.url
         print(f"{pages:,} pages at {base}, each answered after {delay * 1000:g} ms", flush=True)
         if hasattr(os, "getloadavg"):
             load = os.getloadavg()[0]
@@ -176,14 +157,6 @@ def measure(pages: int, delay: float, concurrency: int) -> Dict[str, Any]:
         print(f"{f'concurrency={concurrency}':>24}: {pooled:8.3f} s", flush=True)
         sequential = asyncio.run(timed_crawl(base, pages, 1))
         print(f"{'concurrency=1':>24}: {sequential:8.3f} s", flush=True)
-    finally:
-        if server.stdin is not None:
-            server.stdin.close()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
 
     waiting = pages * delay
     # CPU time, not wall time: on a busy machine other processes inflate the
@@ -243,12 +216,8 @@ def main() -> int:
         return 0
 
     data = measure(pages, args.delay, args.concurrency)
-    for name, ratio in data["ratios"].items():
-        print(f"{name:>28}: {ratio:6.2f}x")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-        print(f"wrote {args.json}")
+    print_ratios(data["ratios"], width=28)
+    write_results(args.json, data)
     return 0
 
 

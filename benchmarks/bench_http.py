@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -30,26 +28,17 @@ from aiohttp import web
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from recipes.http_client import fetch_all, make_session
 
+from _common import print_ratios, serve_until_stdin_closes, server_process, write_results
+
 
 def serve(delay: float) -> None:
     async def item(request: web.Request) -> web.Response:
         await asyncio.sleep(delay)
         return web.json_response({"item": int(request.match_info["n"])})
 
-    async def main() -> None:
-        app = web.Application()
-        app.router.add_get(r"/items/{n:\d+}", item)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
-        await site.start()
-        print(runner.addresses[0][1], flush=True)
-        try:
-            await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
-        finally:
-            await runner.cleanup()
-
-    asyncio.run(main())
+    app = web.Application()
+    app.router.add_get(r"/items/{n:\d+}", item)
+    asyncio.run(serve_until_stdin_closes(app))
 
 
 async def timed_fetch(base: str, count: int, limit: int) -> float:
@@ -66,28 +55,13 @@ async def timed_fetch(base: str, count: int, limit: int) -> float:
 
 
 def measure(count: int, delay: float, limit: int) -> Dict[str, Any]:
-    server = subprocess.Popen(
-        [sys.executable, __file__, "--serve", "--delay", str(delay)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert server.stdout is not None
-        base = f"http://127.0.0.1:{int(server.stdout.readline())}"
+    with server_process(__file__, "--serve", "--delay", str(delay)) as server:
+        base = server.url
         print(f"{count:,} URLs at {base}, each answered after {delay * 1000:g} ms", flush=True)
         concurrent = min(asyncio.run(timed_fetch(base, count, limit)) for _ in range(2))
         print(f"{f'limit={limit}':>16}: {concurrent:8.3f} s", flush=True)
         sequential = asyncio.run(timed_fetch(base, count, 1))
         print(f"{'sequential':>16}: {sequential:8.3f} s", flush=True)
-    finally:
-        if server.stdin is not None:
-            server.stdin.close()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
     ideal = count * delay / limit
     unit = f"seconds for {count:,} URLs"
     return {
@@ -123,12 +97,8 @@ def main() -> int:
         serve(args.delay)
         return 0
     data = measure(200 if args.quick else 1000, args.delay, args.limit)
-    for name, ratio in data["ratios"].items():
-        print(f"{name:>26}: {ratio:6.2f}x")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-        print(f"wrote {args.json}")
+    print_ratios(data["ratios"], width=26)
+    write_results(args.json, data)
     return 0
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import platform
 import sys
@@ -37,6 +36,8 @@ import asyncpg  # noqa: E402
 
 from recipes.postgres import create_accounts_table, load_accounts, open_account  # noqa: E402
 from tests.pg_cluster import DSN_ENV, ThrowawayPostgres  # noqa: E402
+
+from _common import print_ratios, write_results  # noqa: E402
 
 
 async def per_row(conn: asyncpg.Connection, rows: List[Any]) -> None:
@@ -110,12 +111,8 @@ def main() -> int:
         data = asyncio.run(measure(cluster.dsn, n_rows))
     finally:
         cluster.stop()
-    for name, ratio in data["ratios"].items():
-        print(f"{name:>22}: {ratio:6.1f}x faster")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-        print(f"wrote {args.json}")
+    print_ratios(data["ratios"], width=22, digits=1, suffix="x faster")
+    write_results(args.json, data)
     return 0
 
 
