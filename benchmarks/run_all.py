@@ -21,24 +21,39 @@ HERE = Path(__file__).resolve().parent
 OUT = HERE.parent / "docs" / "_static" / "benchmarks"
 
 
+def figure(value: float) -> str:
+    """A measurement as people read it: 14,220 and 6.9, never 1.422e+04."""
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
+
+
 def plot(name: str, data: dict) -> None:
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import EngFormatter
     except ImportError:
         print("matplotlib is not installed: no plot for", name)
         return
     groups: dict = {}
     for row in data["results"]:
         groups.setdefault(row["unit"], []).append(row)
-    fig, axes = plt.subplots(1, len(groups), figsize=(5.5 * len(groups), 3.6), squeeze=False)
-    for ax, (unit, rows) in zip(axes[0], groups.items()):
+    heights = [0.9 + 0.45 * len(rows) for rows in groups.values()]
+    fig, axes = plt.subplots(
+        len(groups),
+        1,
+        figsize=(9, sum(heights) + 0.6),
+        squeeze=False,
+        gridspec_kw={"height_ratios": heights},
+    )
+    for ax, (unit, rows) in zip(axes[:, 0], groups.items()):
         labels = [row["name"] for row in rows]
         values = [row["value"] for row in rows]
         bars = ax.barh(labels, values, color="#2b5b84")
-        ax.bar_label(bars, labels=[f"{v:,.3g}" for v in values], padding=3, fontsize=8)
+        ax.bar_label(bars, labels=[figure(v) for v in values], padding=3, fontsize=8)
+        ax.xaxis.set_major_formatter(EngFormatter(sep=""))
+        ax.xaxis.set_major_locator(plt.MaxNLocator(5))
         ax.set_xlabel(unit)
         ax.invert_yaxis()
         ax.margins(x=0.25)
@@ -52,6 +67,9 @@ def plot(name: str, data: dict) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller inputs")
+    parser.add_argument(
+        "--plot-only", action="store_true", help="redraw the charts from the stored results"
+    )
     parser.add_argument("names", nargs="*", help="only these scripts (e.g. bench_concurrency)")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
@@ -61,6 +79,10 @@ def main() -> int:
     failed = 0
     for script in scripts:
         target = OUT / f"{script.stem}.json"
+        if args.plot_only:
+            if target.exists():
+                plot(script.stem, json.loads(target.read_text(encoding="utf-8")))
+            continue
         command = [sys.executable, str(script), "--json", str(target)]
         if args.quick:
             command.append("--quick")

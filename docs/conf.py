@@ -185,6 +185,11 @@ def _version_gates() -> str:
     return "\n".join(out) + "\n"
 
 
+def _figure(value: float) -> str:
+    """A measurement as people read it: 14,220 and 6.9, never 1.422e+04."""
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
+
+
 def _benchmark_figures() -> str:
     """reST for every benchmark result file in _static/benchmarks/ (from benchmarks/run_all.py)."""
     import json
@@ -212,13 +217,13 @@ def _benchmark_figures() -> str:
         for row in data["results"]:
             out += [
                 f"   * - {row['name']}",
-                f"     - {row['value']:,.4g}",
+                f"     - {_figure(row['value'])}",
                 f"     - {row['unit']}",
             ]
         out.append("")
         if data.get("ratios"):
             out += ["**Ratios** (measured in the same run):", ""]
-            out += [f"- {name}: **{value:,.3g}**" for name, value in data["ratios"].items()]
+            out += [f"- {name}: **{_figure(value)}**" for name, value in data["ratios"].items()]
             out.append("")
         image = path.with_suffix(".png")
         if image.exists():
