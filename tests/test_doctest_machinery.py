@@ -124,6 +124,29 @@ def test_leftover_tasks_are_cancelled_and_awaited(doctest_run, tmp_path):
     assert marker.read_text() == "yes"
 
 
+def test_what_leftover_tasks_print_while_cancelled_stays_out_of_the_report(doctest_run, tmp_path):
+    marker = tmp_path / "cleanup-ran"
+    result = doctest_run(
+        f'''
+        """
+        >>> import asyncio, pathlib
+        >>> async def chatty():
+        ...     try:
+        ...         await asyncio.sleep(3600)
+        ...     finally:
+        ...         print("TEARDOWN-" + "NOISE")
+        ...         pathlib.Path({str(marker)!r}).write_text("yes")
+        >>> task = asyncio.create_task(chatty())
+        >>> await asyncio.sleep(0)
+        """
+        ''',
+        "-s",
+    )
+    result.assert_outcomes(passed=1)
+    assert marker.read_text() == "yes"
+    assert "TEARDOWN-NOISE" not in result.stdout.str()
+
+
 def test_examples_that_start_their_own_loop_run_outside(doctest_run):
     result = doctest_run(
         '''
