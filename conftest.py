@@ -232,36 +232,38 @@ class DocstringLoop:
     def close(self) -> None:
         loop = self.loop
         try:
-            for cleanup in reversed(self.cleanups):
-                loop.run_until_complete(cleanup())
-            leftover = [t for t in asyncio.all_tasks(loop) if not t.done()]
-            for task in leftover:
-                task.cancel()
-            if leftover:
-                # What the tasks print while being torn down belongs to no example
-                # (e.g. one whose gated example was skipped); keep it out of the report.
-                with contextlib.redirect_stdout(io.StringIO()):
-                    outcomes = loop.run_until_complete(
-                        asyncio.gather(*leftover, return_exceptions=True)
-                    )
-                broken = [
-                    repr(outcome)
-                    for outcome in outcomes
-                    if isinstance(outcome, BaseException)
-                    and not isinstance(outcome, asyncio.CancelledError)
-                ]
-                if broken:
-                    raise AssertionError(
-                        "a task left running by the examples failed while being cancelled: "
-                        + ", ".join(broken)
-                    )
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            if sys.version_info >= (3, 9):
-                loop.run_until_complete(loop.shutdown_default_executor())
+            # What tasks and async generators print while torn down belongs to no
+            # example (e.g. one whose gated example was skipped): keep it out of the report.
+            with contextlib.redirect_stdout(io.StringIO()):
+                self._tear_down()
         finally:
             if not self.real:
                 _stats["loop_seconds"] += loop.time()
             loop.close()
+
+    def _tear_down(self) -> None:
+        loop = self.loop
+        for cleanup in reversed(self.cleanups):
+            loop.run_until_complete(cleanup())
+        leftover = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        for task in leftover:
+            task.cancel()
+        if leftover:
+            outcomes = loop.run_until_complete(asyncio.gather(*leftover, return_exceptions=True))
+            broken = [
+                repr(outcome)
+                for outcome in outcomes
+                if isinstance(outcome, BaseException)
+                and not isinstance(outcome, asyncio.CancelledError)
+            ]
+            if broken:
+                raise AssertionError(
+                    "a task left running by the examples failed while being cancelled: "
+                    + ", ".join(broken)
+                )
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        if sys.version_info >= (3, 9):
+            loop.run_until_complete(loop.shutdown_default_executor())
 
 
 def _required_by(example: doctest.Example) -> Optional[Tuple[int, int]]:

@@ -118,6 +118,15 @@ def test_leftover_tasks_are_cancelled_and_awaited(doctest_run, tmp_path):
         ...         pathlib.Path({str(marker)!r}).write_text("yes")
         >>> task = asyncio.create_task(forever())
         >>> await asyncio.sleep(0)
+        >>> async def numbers():
+        ...     try:
+        ...         yield 1
+        ...         yield 2
+        ...     finally:
+        ...         print("ASYNCGEN-" + "NOISE")
+        >>> gen = numbers()
+        >>> await gen.__anext__()
+        1
         """
         ''',
         "-s",
@@ -126,6 +135,7 @@ def test_leftover_tasks_are_cancelled_and_awaited(doctest_run, tmp_path):
     assert marker.read_text() == "yes"
     # What a task prints while torn down belongs to no example: not in the report.
     assert "TEARDOWN-NOISE" not in result.stdout.str()
+    assert "ASYNCGEN-NOISE" not in result.stdout.str()
 
 
 def test_examples_that_start_their_own_loop_run_outside(doctest_run):
