@@ -35,7 +35,7 @@ Version gates:
   interpreter the module is skipped without being imported (it may use syntax
   such as ``except*`` that older parsers reject).
 * A single example is gated with a doctest option, ``# doctest: +PY311``
-  (``PY39`` ... ``PY314``).  Sphinx strips ``# doctest:`` comments, so the
+  (``PY39`` ... ``PY315``).  Sphinx strips ``# doctest:`` comments, so the
   gates never reach the HTML.  A docstring whose every example is gated is
   reported as skipped with the reason; gated examples inside a docstring that
   otherwise runs are listed in the terminal summary.
@@ -64,9 +64,13 @@ from _pytest.doctest import DoctestItem
 
 REAL_CLOCK_ENV = "COOKBOOK_REAL_CLOCK"
 GATE_RE = re.compile(r"^__requires_python__\s*=\s*\(\s*(\d+)\s*,\s*(\d+)\s*\)", re.MULTILINE)
-# Option flags that gate one example: PY39 means "needs Python >= 3.9".
+# Option flags that gate one example: PY39 means "needs Python >= 3.9".  They run up to the
+# newest Python in the matrix (3.15) and always one past the running interpreter, so an example
+# (or a test of this machinery) can be gated to a version that is newer than the one running.
+NEWEST_PYTHON_IN_MATRIX = (3, 15)
 VERSION_FLAGS: Dict[int, Tuple[int, int]] = {
-    doctest.register_optionflag(f"PY3{minor}"): (3, minor) for minor in range(9, 15)
+    doctest.register_optionflag(f"PY3{minor}"): (3, minor)
+    for minor in range(9, max(NEWEST_PYTHON_IN_MATRIX[1], sys.version_info.minor) + 2)
 }
 # Names that mark a plain example as one that drives its own event loop.
 OWN_LOOP_NAMES = frozenset(

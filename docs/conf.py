@@ -54,7 +54,8 @@ nitpick_ignore_regex = [
     (r"py:(class|obj|data)", r"(recipes\.[a-z_]+\.)?P\.(args|kwargs)"),
 ]
 
-# --- intersphinx, offline: the inventories are vendored (tools/refresh_inventories.py)
+# --- intersphinx, offline: the inventories are vendored (tools/refresh_inventories.py);
+# python.inv is the newest Python's (3.15), so names added up to 3.15 resolve.
 intersphinx_mapping = {
     "python": ("https://docs.python.org/3", str(DOCS / "_inventories" / "python.inv")),
     "aiohttp": ("https://docs.aiohttp.org/en/stable", str(DOCS / "_inventories" / "aiohttp.inv")),
@@ -80,14 +81,6 @@ PRIVATE_PREFIXES = (
 )
 # asyncpg publishes no inventory we can vendor; its API page anchors are the dotted names.
 ASYNCPG_API = "https://magicstack.github.io/asyncpg/current/api/index.html"
-# Added to Python after 3.11, newer than the vendored (Debian python3.11-doc) inventory.
-PYTHON_NEWER_THAN_INVENTORY = {
-    "asyncio.Queue.shutdown": "library/asyncio-queue.html#asyncio.Queue.shutdown",
-    "asyncio.QueueShutDown": "library/asyncio-queue.html#asyncio.QueueShutDown",
-    "asyncio.eager_task_factory": "library/asyncio-task.html#asyncio.eager_task_factory",
-    "asyncio.print_call_graph": "library/asyncio-graph.html#asyncio.print_call_graph",
-    "asyncio.capture_call_graph": "library/asyncio-graph.html#asyncio.capture_call_graph",
-}
 OTHER_PROJECTS = {
     "aiofiles": "https://pypi.org/project/aiofiles/",
 }
@@ -116,9 +109,6 @@ def _resolve_missing(app: object, env: object, node: object, contnode: object) -
             node["reftarget"] = target  # type: ignore[index]
     if target.startswith("asyncpg"):
         return _external(f"{ASYNCPG_API}#{target}", contnode)
-    if target in PYTHON_NEWER_THAN_INVENTORY:
-        page = PYTHON_NEWER_THAN_INVENTORY[target]
-        return _external(f"https://docs.python.org/3/{page}", contnode)
     project = target.split(".")[0]
     if project in OTHER_PROJECTS:
         return _external(OTHER_PROJECTS[project], contnode)

@@ -11,9 +11,9 @@ that fixes each of these with a plain asyncio pattern: a fixed pool of worker
 tasks fed by an :class:`asyncio.Queue`, a seen-set claimed before any
 ``await``, timeouts and size caps on every request, robots.txt, redirects
 followed by hand, parsing in a thread, and a clean shutdown when it finishes,
-fails or is cancelled.  It needs ``aiohttp`` and ``beautifulsoup4``:
-``pip install aiohttp beautifulsoup4`` (or ``pip install
-asyncio-cookbook[crawler]``).
+fails or is cancelled.  It needs ``aiohttp``, ``beautifulsoup4`` and ``lxml``
+(the parser BeautifulSoup uses here): ``pip install aiohttp beautifulsoup4
+lxml`` (or ``pip install asyncio-cookbook[crawler]``).
 
 The examples crawl a small local site (``tests/crawl_site.py``) that the demo
 server mounts under ``/site``; ``base_url`` below is something like
@@ -201,7 +201,7 @@ it, and a redirect to another host in ``redirect off-site``.
 Parsing off the event loop
 --------------------------
 
-BeautifulSoup is pure Python: parsing a large page takes tens of
+BeautifulSoup builds its tree in Python: parsing a large page takes tens of
 milliseconds of CPU, and during that time no other task runs, no response is
 read, and timeouts of other requests fire because of the crawler's own
 slowness.  :func:`crawl` parses each page with :func:`extract_links` in the
@@ -360,6 +360,7 @@ from urllib.robotparser import RobotFileParser
 
 import aiohttp
 from bs4 import BeautifulSoup, Tag
+from bs4.filter import SoupStrainer
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -440,22 +441,41 @@ def extract_links(
     Relative links are resolved against ``base_url``, or against the page's
     ``<base href>`` when it has one; duplicates, fragments, ``mailto:`` and
     ``javascript:`` links and malformed addresses are dropped.  The parser
-    (the standard library's ``html.parser``) copes with tag soup:
+    (``lxml``, through BeautifulSoup) copes with tag soup:
 
     >>> extract_links('<base href="/docs/"><p>Unclosed <a href=guide.html>guide'
     ...               '<a href="mailto:x@example.com">mail</a><a href="http://[::1">bad</a>',
     ...               "http://example.com/")
     ['http://example.com/docs/guide.html']
 
+    It reads HTML the way browsers do, and so does not find links that a
+    browser would not show.  The text of ``<title>`` and ``<textarea>`` runs
+    up to their closing tag, so a page whose ``<title>`` is never closed has
+    no visible body and no links:
+
+    >>> extract_links('<title>Oops</head><body><a href="/a">A</a>',
+    ...               "http://example.com/")
+    []
+
+    .. versionchanged:: 3.14
+       The standard library's ``html.parser`` reads ``<title>`` and
+       ``<textarea>`` that way too (CPython gh-118350); before, it ended them
+       at the next tag.  The recipe parses with ``lxml`` rather than
+       ``html.parser`` so that the links it finds do not depend on the Python
+       version.  If you switch a BeautifulSoup program to ``"html.parser"``,
+       expect such pages to lose their links on 3.14 and later.
+
     ``page`` may be the raw bytes of a response; ``encoding`` (the charset
     of its ``Content-Type``, if any) is then a hint, and BeautifulSoup
     detects the encoding when it is missing or wrong.  The function is
     synchronous and CPU-bound: :func:`crawl` runs it in a thread.
     """
+    # Only the three tags that matter are built into the tree: less work in Python.
+    only_links = SoupStrainer(["a", "area", "base"])
     if isinstance(page, bytes):
-        soup = BeautifulSoup(page, "html.parser", from_encoding=encoding)
+        soup = BeautifulSoup(page, "lxml", parse_only=only_links, from_encoding=encoding)
     else:
-        soup = BeautifulSoup(page, "html.parser")
+        soup = BeautifulSoup(page, "lxml", parse_only=only_links)
     base = base_url
     base_tag = soup.find("base", href=True)
     if isinstance(base_tag, Tag):

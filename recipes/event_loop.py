@@ -340,9 +340,10 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
+import inspect
 import sys
 import threading
-from typing import Any, Callable, Coroutine, List, Optional, Tuple, Type, TypeVar
+from typing import Any, Awaitable, Callable, Coroutine, List, Optional, Tuple, Type, TypeVar
 
 __all__ = ["LoopRunner", "run_in_new_thread"]
 
@@ -474,7 +475,7 @@ class LoopRunner:
         """
         return self._lazy_init()
 
-    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+    def run(self, coro: Awaitable[T]) -> T:
         """Run ``coro`` to completion on the runner's loop and return its result.
 
         >>> async def greet(name):
@@ -497,27 +498,46 @@ class LoopRunner:
         caught: bad input
         hello, again
 
-        Anything but a coroutine object is rejected with :exc:`ValueError` (as
-        :class:`asyncio.Runner` does), and calling it from a running loop raises
-        :exc:`RuntimeError`; in both cases a coroutine passed in is closed, so it does not
-        also warn that it was never awaited.
+        Like :class:`asyncio.Runner` on 3.14+, it takes any awaitable: a coroutine, a future
+        or task of the runner's loop, or an object with ``__await__``. Anything else is
+        rejected with :exc:`TypeError`:
+
+        >>> with LoopRunner() as runner:
+        ...     later = runner.get_loop().create_future()
+        ...     _ = runner.get_loop().call_soon(later.set_result, "resolved")
+        ...     print(runner.run(later))
+        resolved
+        >>> with LoopRunner() as runner:
+        ...     runner.run(greet)  # the function, not greet("loop")
+        Traceback (most recent call last):
+        ...
+        TypeError: an awaitable is required, got <function greet at 0x...>
+
+        Calling it from a running loop raises :exc:`RuntimeError`. In both error cases a
+        coroutine passed in is closed, so it does not also warn that it was never awaited.
+
+        .. versionchanged:: 3.14
+           :func:`asyncio.run` and :meth:`asyncio.Runner.run` accept any awaitable; on
+           3.11–3.13 :meth:`asyncio.Runner.run` raises :exc:`ValueError` for anything but a
+           coroutine. :class:`LoopRunner` behaves as 3.14 does on every version.
         """
-        if not asyncio.iscoroutine(coro):
-            raise ValueError(f"a coroutine was expected, got {coro!r}")
+        if not inspect.isawaitable(coro):
+            raise TypeError(f"an awaitable is required, got {coro!r}")
+        main: Coroutine[Any, Any, T] = coro if asyncio.iscoroutine(coro) else _await(coro)
         if _has_running_loop():
-            coro.close()
+            main.close()
             raise RuntimeError("LoopRunner.run() cannot be called from a running event loop")
         try:
             loop = self._lazy_init()
         except BaseException:
-            coro.close()
+            main.close()
             raise
         context = self._context
         assert context is not None  # set together with the loop
         if sys.version_info >= (3, 11):
-            task = loop.create_task(coro, context=context)
+            task = loop.create_task(main, context=context)
         else:
-            task = context.run(loop.create_task, coro)
+            task = context.run(loop.create_task, main)
         return loop.run_until_complete(task)
 
     def close(self) -> None:
@@ -561,6 +581,10 @@ class LoopRunner:
             loop.close()
             self._loop = None
             self._closed = True
+
+
+async def _await(awaitable: Awaitable[T]) -> T:
+    return await awaitable
 
 
 def _cancel_leftover_tasks(loop: asyncio.AbstractEventLoop) -> None:

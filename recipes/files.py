@@ -727,14 +727,26 @@ async def write_json(
     >>> await read_text(path)
     '{"name": "Zoë", "tags": ["a", "b"]}\\n'
 
-    Data that JSON cannot represent is refused before the file is touched:
+    Data that JSON cannot represent is refused before the file is touched, with
+    the file's name in the message:
 
     >>> await write_json(path, {"when": object()})
     Traceback (most recent call last):
     ...
-    TypeError: Object of type object is not JSON serializable
+    TypeError: .../state.json: Object of type object is not JSON serializable...
     >>> await read_json(path)
     {'name': 'Zoë', 'tags': ['a', 'b']}
+
+    .. versionchanged:: 3.14
+       :mod:`json` also says where in the data the bad value sits, in a note
+       on the exception (``when serializing dict item 'when'``); the message
+       then ends with it:
+
+    >>> try:
+    ...     await write_json(path, {"user": {"when": object()}})
+    ... except TypeError as exc:
+    ...     print(str(exc).partition(" when ")[2])  # doctest: +PY314
+    serializing dict item 'when' when serializing dict item 'user'
     >>> tmp.cleanup()
 
     The data is serialised on the event loop, not in a thread: another task
@@ -742,5 +754,11 @@ async def write_json(
     dictionary changed size during iteration``).  Writing goes through
     :func:`atomic_write_text`.
     """
-    text = json.dumps(data, indent=indent, ensure_ascii=False) + "\n"
+    try:
+        text = json.dumps(data, indent=indent, ensure_ascii=False) + "\n"
+    except (TypeError, ValueError) as exc:  # not serializable, circular, NaN with allow_nan...
+        # Name the file; 3.14+ also notes where the value sits ("when serializing ...").
+        where = " ".join(getattr(exc, "__notes__", ()))
+        detail = f"{exc} {where}" if where else str(exc)
+        raise type(exc)(f"{os.fspath(path)}: {detail}") from None
     await atomic_write_text(path, text, encoding=encoding)

@@ -231,6 +231,15 @@ Both show up only as log lines, here caught by an exception handler:
    nothing awaited it or called ``exception()``: its error was lost.
    :class:`BackgroundTasks` prevents both.
 
+.. versionchanged:: 3.14
+   Tasks are listed in a per-thread list instead of a weak set.  An exception
+   handler that keeps the whole ``context`` dictionary (rather than its
+   ``message``) also keeps the destroyed task, which then stays in
+   :func:`asyncio.all_tasks` as a pending task whose coroutine is already
+   closed; cancelling it at shutdown raises ``RuntimeError: cannot reuse
+   already awaited coroutine``.  Store what you need from the context, not
+   the context itself.
+
 :class:`BackgroundTasks` keeps every task in a set until it finishes, reports
 each error through a callback (or the log), and cancels and awaits whatever is
 left when it closes:

@@ -40,10 +40,19 @@ async def fail_after(exc: BaseException, delay: float) -> Any:
 
 @contextlib.contextmanager
 def loop_errors() -> Iterator[List[Dict[str, Any]]]:
-    """Collect what reaches the running loop's exception handler (after a gc pass)."""
+    """Collect what reaches the running loop's exception handler (after a gc pass).
+
+    The task or future a context names is kept as its ``repr`` only: holding the object
+    would bring a task that the garbage collector is destroying back to life, and on 3.14+
+    such a task then stays listed in ``asyncio.all_tasks()``.
+    """
     loop = asyncio.get_running_loop()
     contexts: List[Dict[str, Any]] = []
-    loop.set_exception_handler(lambda _loop, context: contexts.append(context))
+
+    def collect(_loop: asyncio.AbstractEventLoop, context: Dict[str, Any]) -> None:
+        contexts.append({k: repr(v) if k in ("task", "future") else v for k, v in context.items()})
+
+    loop.set_exception_handler(collect)
     try:
         yield contexts
         gc.collect()

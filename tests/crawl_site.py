@@ -175,7 +175,7 @@ async def archive(request: web.Request) -> web.Response:
 
 async def tag_soup(request: web.Request) -> web.Response:
     body = (
-        "<html><head><title>Tag soup</head>\n"
+        "<html><head><title>Tag soup</title>\n"
         "<body><p>An unclosed paragraph <b>bold <i>and italic</b> still?</i>\n"
         "<div><a href=notes.html>an unquoted href</a></span></div>\n"
         '<a>no href at all</a> <a href="">an empty href</a>\n'

@@ -675,7 +675,7 @@ def test_normalize_url_refuses(url: str) -> None:
 
 def test_extract_links_handles_tag_soup_and_bytes() -> None:
     page = (
-        "<html><head><title>soup</head><body><p>open <b>bold <i>x</b></i>"
+        "<html><head><title>soup</title><body><p>open <b>bold <i>x</b></i>"
         "<a href=one.html>1</a></span><a>none</a><a href=''>self</a>"
         "<A HREF='Two.html#x'>2</A><area href='/three'><a href='  one.html  '>dup</a>"
         "<a href='http://[::1'>bad</a><a href='ftp://x/'>ftp</a><table><tr><td>"
@@ -686,6 +686,15 @@ def test_extract_links_handles_tag_soup_and_bytes() -> None:
         "http://h/dir/Two.html",
         "http://h/three",
     ]
+
+
+@pytest.mark.parametrize("element", ["title", "textarea"])
+def test_an_unclosed_title_or_textarea_hides_the_links_on_every_python(element: str) -> None:
+    # Browsers read their text up to the closing tag; so does lxml on every interpreter,
+    # and html.parser only from 3.14 on (gh-118350), which is why the recipe uses lxml.
+    page = f"<{element}>Oops</head><body><a href='/a'>A</a><p>more</p>"
+    assert extract_links(page, "http://h/") == []
+    assert extract_links(f"{page}</{element}><a href='/b'>B</a>", "http://h/") == ["http://h/b"]
 
 
 def test_extract_links_uses_base_href() -> None:

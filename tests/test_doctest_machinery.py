@@ -230,7 +230,6 @@ def _flag(offset: int) -> str:
     return f"PY3{minor}"
 
 
-@pytest.mark.skipif(sys.version_info >= (3, 14), reason="needs a newer gate flag than PY314")
 def test_gated_example_is_skipped_with_reason(doctest_run):
     result = doctest_run(
         f'''
@@ -264,7 +263,6 @@ def test_gated_example_runs_on_new_enough_python(doctest_run):
     result.assert_outcomes(failed=1)
 
 
-@pytest.mark.skipif(sys.version_info >= (3, 14), reason="needs a newer gate flag than PY314")
 def test_docstring_with_only_gated_examples_is_skipped(doctest_run):
     result = doctest_run(
         f'''

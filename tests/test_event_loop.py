@@ -162,16 +162,44 @@ def test_run_after_close_is_refused(runner_class: Any) -> None:
         coro.close()
 
 
-@pytest.mark.parametrize("runner_class", RUNNER_CLASSES)
-def test_non_coroutines_are_rejected(runner_class: Any) -> None:
+def test_loop_runner_takes_any_awaitable_and_rejects_the_rest() -> None:
+    # asyncio.Runner's behaviour since 3.14, on every version.
+    class Ready:
+        def __await__(self) -> Any:
+            yield from asyncio.sleep(0).__await__()
+            return "custom awaitable"
+
     async def later() -> None:
         pass
 
-    with runner_class() as runner:
-        with pytest.raises(ValueError, match="coroutine was expected"):
-            runner.run(later)
-        with pytest.raises(ValueError, match="coroutine was expected"):
-            runner.run(runner.get_loop().create_future())
+    with LoopRunner() as runner:
+        future = runner.get_loop().create_future()
+        runner.get_loop().call_soon(future.set_result, "future")
+        assert runner.run(future) == "future"
+        assert runner.run(Ready()) == "custom awaitable"
+        with pytest.raises(TypeError, match="an awaitable is required, got <function"):
+            runner.run(later)  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="an awaitable is required, got 42"):
+            runner.run(42)  # type: ignore[arg-type]
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="asyncio.Runner is 3.11+")
+def test_asyncio_runner_accepts_awaitables_since_314() -> None:
+    async def later() -> None:
+        pass
+
+    with asyncio.Runner() as runner:
+        future = runner.get_loop().create_future()
+        runner.get_loop().call_soon(future.set_result, "future")
+        if sys.version_info >= (3, 14):
+            assert runner.run(future) == "future"
+            with pytest.raises(TypeError, match="awaitable is required"):
+                runner.run(later)
+        else:
+            with pytest.raises(ValueError, match="coroutine was expected"):
+                runner.run(future)
+            with pytest.raises(ValueError, match="coroutine was expected"):
+                runner.run(later)
 
 
 @pytest.mark.parametrize("runner_class", RUNNER_CLASSES)
