@@ -74,7 +74,15 @@ VERSION_FLAGS: Dict[int, Tuple[int, int]] = {
 }
 # Names that mark a plain example as one that drives its own event loop.
 OWN_LOOP_NAMES = frozenset(
-    {"run", "Runner", "run_until_complete", "run_forever", "new_event_loop", "get_event_loop"}
+    {
+        "run",
+        "Runner",
+        "run_until_complete",
+        "run_forever",
+        "new_event_loop",
+        "get_event_loop",
+        "run_with_loop_factory",
+    }
 )
 
 _postgres: Any = None

@@ -237,6 +237,92 @@ begin job
 working
 commit job
 
+Decorating a generator, and a context manager that is not async
+~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+
+Decorating an *async generator* function – rows streamed inside one transaction,
+say – is where Python versions part ways.  On 3.15 the decorator sees what it wraps:
+it returns an async generator function, and the context manager stays open until the
+iteration ends:
+
+>>> @transaction("export")  # doctest: +PY315
+... async def rows():
+...     for n in range(2):
+...         await asyncio.sleep(0.1)  # fetch a row
+...         yield n
+>>> async for row in rows():  # doctest: +PY315
+...     print("row", row)
+begin export
+row 0
+row 1
+commit export
+
+Before 3.15 the wrapper is a coroutine function whatever it wraps: ``rows()`` returns
+a coroutine, and ``async for`` fails with ``TypeError: 'async for' requires an object
+with __aiter__ method, got coroutine`` (and a "coroutine ... was never awaited"
+warning follows).  A *synchronous* context manager used as a decorator – one made by
+``contextlib.contextmanager``, or any ``contextlib.ContextDecorator`` – fails
+silently instead: before 3.15 it is entered and exited around the call that only
+*creates* the coroutine or the generator, before any of its code runs.
+
+>>> @contextlib.contextmanager
+... def span(name):
+...     print("enter", name)
+...     try:
+...         yield
+...     finally:
+...         print("exit", name)
+>>> @span("sync")
+... async def work():
+...     await asyncio.sleep(0.1)
+...     print("working")
+>>> await work()  # doctest: +PY315
+enter sync
+working
+exit sync
+
+On 3.8–3.14 the same ``await work()`` prints ``enter sync``, ``exit sync``, and only
+then ``working``.
+
+.. versionchanged:: 3.15
+   ``contextlib.ContextDecorator`` and ``contextlib.AsyncContextDecorator`` – and so
+   the context managers made by ``contextmanager`` and ``asynccontextmanager`` – wrap
+   a coroutine function in a coroutine function and an async generator function in
+   an async generator function, and keep the context manager open across its awaits
+   or its iteration.  The wrapper re-yields the values: what ``asend()`` sends and
+   what ``athrow()`` throws do not reach the wrapped generator.
+
+The way that works on every version, and says plainly what happens, is to enter the
+context manager inside the function:
+
+>>> async def rows():
+...     async with transaction("export"):
+...         for n in range(2):
+...             await asyncio.sleep(0.1)  # fetch a row
+...             yield n
+>>> async for row in rows():
+...     print("row", row)
+begin export
+row 0
+row 1
+commit export
+
+.. important::
+
+   A consumer that stops early (``break``, an exception in its loop) leaves the
+   generator suspended *inside* the context manager until the generator is closed –
+   by ``await gen.aclose()``, by ``contextlib.aclosing()`` (3.10+), or at some later
+   point by the garbage collector or the loop's shutdown.  The exit then sees
+   :exc:`GeneratorExit`: for ``transaction()``, a rollback.  The 3.15 decorator
+   behaves the same.  Close such generators yourself:
+
+   >>> stream = rows()
+   >>> async for row in stream:
+   ...     break
+   begin export
+   >>> await stream.aclose()
+   rollback export
+
 Putting it together
 -------------------
 

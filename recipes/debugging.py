@@ -4,7 +4,9 @@ awaits it loses its exception until the garbage collector mentions it; a program
 shows nothing at all. This chapter turns each of those into something you can see: asyncio's
 debug mode and how to switch it on, the slow-callback log, the origin of a never-awaited
 coroutine, the stack of a waiting task, a readable dump of every task in the program
-(:func:`dump_tasks`), an exception handler that logs what the loop could not deliver
+(:func:`dump_tasks`), the chain of tasks awaiting one another (3.14+), the tasks of another
+running process (``python -m asyncio ps`` and ``pstree``, 3.14+, and :func:`dump_process_tasks`
+to run them from code), an exception handler that logs what the loop could not deliver
 (:func:`make_exception_handler`), and logging set up so that all of it reaches you.
 
 Turning on debug mode
@@ -179,10 +181,285 @@ notices a deadline has passed.
 ...     _ = task.cancel()
 >>> _ = await asyncio.gather(stuck, consumer, return_exceptions=True)
 
+Printing the await chain of a task (3.14+)
+------------------------------------------
+
+:func:`dump_tasks` and ``Task.get_stack()`` look at one task at a time. When tasks wait for
+each other, through :func:`asyncio.gather`, a :class:`asyncio.TaskGroup` or a plain ``await
+task``, the link between them does not show: a crawler waiting for its page fetches ends in
+``_GatheringFuture``, and nothing on the fetches' lines says who is waiting for them. Python
+3.14 records, for every task and future, which tasks await it, and three functions read that
+record:
+
+* ``asyncio.capture_call_graph(future=None, /, *, depth=1, limit=None)`` returns a
+  ``FutureCallGraph`` with three attributes: ``future`` (the task or future described),
+  ``call_stack`` (a tuple of ``FrameCallGraphEntry`` objects, each holding a ``frame``, the
+  innermost first) and ``awaited_by`` (a tuple of ``FutureCallGraph``, one per task waiting
+  for it);
+* ``asyncio.format_call_graph(future=None, /, *, depth=1, limit=None)`` returns the same as
+  text;
+* ``asyncio.print_call_graph(future=None, /, *, file=None, depth=1, limit=None)`` prints that
+  text to ``file`` (standard output by default).
+
+Here a crawler waits for two page fetches through :func:`asyncio.gather`; asking about one
+fetch shows where it is suspended and, under "Awaited by", the task waiting for it with that
+task's own stack:
+
+>>> async def fetch(url):
+...     await asyncio.sleep(3600)  # stands for a server that never answers
+>>> async def crawl(urls):
+...     pages = [asyncio.create_task(fetch(url), name=url) for url in urls]
+...     return await asyncio.gather(*pages)
+>>> crawler = asyncio.create_task(crawl(["/a", "/b"]), name="crawler")
+>>> await asyncio.sleep(1)
+>>> page = next(t for t in asyncio.all_tasks() if t.get_name() == "/a")
+>>> print(asyncio.format_call_graph(page))  # doctest: +PY314
+* Task(name='/a', id=0x...)
+  + Call stack:
+  |   File '...tasks.py', line ..., in async sleep()
+  |   File '<doctest ...>', line 2, in async fetch()
+  + Awaited by:
+    * Task(name='crawler', id=0x...)
+      + Call stack:
+      |   File '<doctest ...>', line 3, in async crawl()
+
+:func:`asyncio.capture_call_graph` gives the same facts as objects, for a log line or a
+check of your own; a frame's ``f_code.co_qualname`` is the name shown above:
+
+>>> graph = asyncio.capture_call_graph(page)  # doctest: +PY314
+>>> [entry.frame.f_code.co_qualname for entry in graph.call_stack]  # doctest: +PY314
+['sleep', 'fetch']
+>>> [waiter.future.get_name() for waiter in graph.awaited_by]  # doctest: +PY314
+['crawler']
+>>> del graph  # it holds frames, which keep their variables alive  # doctest: +PY314
+
+``limit=`` trims every stack in the graph to ``abs(limit)`` entries. A positive limit keeps
+the outermost ones, starting with the task's own coroutine, a negative one keeps the innermost
+ones, where the task is suspended, and ``limit=0`` leaves only the tasks and who awaits them:
+
+>>> asyncio.print_call_graph(page, limit=1)  # doctest: +PY314
+* Task(name='/a', id=0x...)
+  + Call stack:
+  |   File '<doctest ...>', line 2, in async fetch()
+  + Awaited by:
+    * Task(name='crawler', id=0x...)
+      + Call stack:
+      |   File '<doctest ...>', line 3, in async crawl()
+
+Without a task the functions describe the current one, from the line that calls them
+outwards. ``depth=`` applies only then: it is how many frames to skip from the top, and the
+default, 1, skips only the function itself. A helper that logs the chain passes ``depth=2``,
+so that its own frame stays out of the log:
+
+>>> def log_await_chain(message):
+...     print(message)
+...     print(asyncio.format_call_graph(depth=2))
+>>> async def handle(request):
+...     log_await_chain(f"handling {request}")
+>>> async def serve():
+...     await asyncio.create_task(handle("GET /"), name="handler")
+>>> await serve()  # doctest: +PY314
+handling GET /
+* Task(name='handler', id=0x...)
+  + Call stack:
+  |   File '<doctest ...>', line 2, in async handle()
+  + Awaited by:
+    * Task(name='Task-...', id=0x...)
+      + Call stack:
+      |   File '<doctest ...>', line 2, in async serve()
+      |   File '<doctest ...>', line 1, in async <module>()
+
+The task awaiting the handler is the one running the REPL's line: it is in ``serve()``,
+called from that line (``<module>``). Called with no task from a plain
+callback, where no task is running, :func:`asyncio.capture_call_graph` returns ``None`` and
+:func:`asyncio.format_call_graph` an empty string; outside a running event loop they raise
+``RuntimeError``.
+
+On 3.8–3.13 the fallback is :func:`dump_tasks`. It shows every task's own chain, and a task
+waiting for another task names it, but the crawler's line ends in the future that
+:func:`asyncio.gather` returns:
+
+>>> from recipes.debugging import dump_tasks
+>>> print(dump_tasks())
+'/a' waiting: fetch() at <doctest ...>:2 -> sleep() at tasks.py:... -> Future
+'/b' waiting: fetch() at <doctest ...>:2 -> sleep() at tasks.py:... -> Future
+'crawler' waiting: crawl() at <doctest ...>:3 -> _GatheringFuture
+'Task-...' running: ...
+>>> _ = crawler.cancel()
+>>> _ = await asyncio.gather(crawler, return_exceptions=True)
+
 .. versionadded:: 3.14
-   ``python -m asyncio ps PID`` and ``python -m asyncio pstree PID`` list the tasks of another
-   running Python process, and ``asyncio.print_call_graph()`` prints the await chain of a
-   task from inside the program. On 3.8–3.13, :func:`dump_tasks` covers the second need.
+   :func:`asyncio.capture_call_graph`, :func:`asyncio.format_call_graph` and
+   :func:`asyncio.print_call_graph`, with the ``FutureCallGraph`` and ``FrameCallGraphEntry``
+   classes. The "awaited by" links are recorded by ``await`` on a task or future,
+   :func:`asyncio.gather`, :func:`asyncio.shield`, :func:`asyncio.wait_for`,
+   :func:`asyncio.wait` and :class:`asyncio.TaskGroup`. Code that
+   connects futures through low-level callbacks (``add_done_callback``) declares the link
+   with :func:`asyncio.future_add_to_awaited_by` and
+   :func:`asyncio.future_discard_from_awaited_by`.
+
+.. important::
+
+   Called with no task, ``asyncio.print_call_graph()`` lists its own frame (``graph.py, in
+   print_call_graph()``) at the top of the stack on 3.14.10 and 3.15.2, the releases this
+   chapter was checked with; the bug is CPython issue gh-156327, fixed upstream. For the
+   current task, ``print(asyncio.format_call_graph())`` shows the same graph without it, on
+   every 3.14+ release; with an explicit task, ``print_call_graph(task)`` is not affected.
+
+Inspecting a running program from outside: python -m asyncio ps and pstree
+--------------------------------------------------------------------------
+
+When a program is stuck and you cannot add code to it, Python 3.14 can list its tasks from
+another process. ``python -m asyncio ps PID`` prints a table of the pending tasks of the
+process ``PID``, and ``python -m asyncio pstree PID`` prints them as a tree of who awaits
+whom. They read the target's memory: nothing runs in the target, it needs no restart, no
+debug mode and no code of yours. Save this program as ``watch.py``::
+
+    import asyncio
+    import os
+
+
+    async def poll(source):
+        while True:
+            await asyncio.sleep(60)  # stands for fetching from the source
+
+
+    async def watch(sources):
+        async with asyncio.TaskGroup() as tg:
+            for source in sources:
+                tg.create_task(poll(source), name=f"poll-{source}")
+
+
+    async def main():
+        print(f"PID {os.getpid()}", flush=True)
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(watch(["feeds", "mail"]), name="watcher")
+            tg.create_task(watch(["backups"]), name="archiver")
+
+
+    asyncio.run(main())
+
+and run it in one terminal; it prints its process ID and waits for ever:
+
+.. code-block:: console
+
+   $ python3.14 watch.py
+   PID 14925
+
+From a second terminal, ``pstree`` shows the tree. ``(T)`` marks a task; under each task
+are the coroutines it is suspended in, outermost first, each with its file and line; a task
+hangs under the coroutine of the task that awaits it. Here ``main`` waits in its task group
+for ``watcher`` and ``archiver``, and each of those waits in its own group for its
+``poll-...`` tasks, which sleep (paths to the standard library shortened):
+
+.. code-block:: console
+
+   $ python3.14 -m asyncio pstree 14925
+   └── (T) Task-1
+       └──  main /tmp/demo/watch.py:18
+           └──  TaskGroup.__aexit__ .../asyncio/taskgroups.py:72
+               └──  TaskGroup._aexit .../asyncio/taskgroups.py:121
+                   ├── (T) watcher
+                   │   └──  watch /tmp/demo/watch.py:11
+                   │       └──  TaskGroup.__aexit__ .../asyncio/taskgroups.py:72
+                   │           └──  TaskGroup._aexit .../asyncio/taskgroups.py:121
+                   │               ├── (T) poll-feeds
+                   │               │   └──  poll /tmp/demo/watch.py:7
+                   │               │       └──  sleep .../asyncio/tasks.py:716
+                   │               └── (T) poll-mail
+                   │                   └──  poll /tmp/demo/watch.py:7
+                   │                       └──  sleep .../asyncio/tasks.py:716
+                   └── (T) archiver
+                       └──  watch /tmp/demo/watch.py:11
+                           └──  TaskGroup.__aexit__ .../asyncio/taskgroups.py:72
+                               └──  TaskGroup._aexit .../asyncio/taskgroups.py:121
+                                   └── (T) poll-backups
+                                       └──  poll /tmp/demo/watch.py:7
+                                           └──  sleep .../asyncio/tasks.py:716
+
+A tree needs the await graph to be free of cycles (task A awaiting B while B awaits A);
+if it is not, ``pstree`` prints the cycle instead, and ``ps`` still works. ``ps`` prints
+one row per task (one per awaiting task, if several await it) in a table 180 columns wide,
+shown here in two slices (``cut`` only narrows it for this page). The columns are ``tid``,
+the ID of the thread running the task's event loop; ``task id``, the address of the task
+object; ``task name``; ``coroutine stack``, where the task is suspended, innermost first;
+and for the task awaiting it, if any: ``awaiter chain`` (that task's coroutine stack, also
+innermost first), ``awaiter name`` and ``awaiter id`` (``0x0`` when nothing awaits the
+task):
+
+.. code-block:: console
+
+   $ python3.14 -m asyncio ps 14925 | cut -c 12-103
+   task id              task name            coroutine stack
+   --------------------------------------------------------------------------------------------
+   0x7f89975d4b90       Task-1               TaskGroup._aexit -> TaskGroup.__aexit__ -> main
+   0x7f89975d4d70       watcher              TaskGroup._aexit -> TaskGroup.__aexit__ -> watch
+   0x7f89980abc20       archiver             TaskGroup._aexit -> TaskGroup.__aexit__ -> watch
+   0x7f89980aba50       poll-feeds           sleep -> poll
+   0x7f899753a6d0       poll-mail            sleep -> poll
+   0x7f899753aa50       poll-backups         sleep -> poll
+   $ python3.14 -m asyncio ps 14925 | cut -c 33-52,105-170
+   task name           awaiter chain                                      awaiter name
+   --------------------------------------------------------------------------------------
+   Task-1
+   watcher             TaskGroup._aexit -> TaskGroup.__aexit__ -> main    Task-1
+   archiver            TaskGroup._aexit -> TaskGroup.__aexit__ -> main    Task-1
+   poll-feeds          TaskGroup._aexit -> TaskGroup.__aexit__ -> watch   watcher
+   poll-mail           TaskGroup._aexit -> TaskGroup.__aexit__ -> watch   watcher
+   poll-backups        TaskGroup._aexit -> TaskGroup.__aexit__ -> watch   archiver
+
+Name your tasks (``name=`` of ``create_task``): ``Task-1`` tells you nothing in a table of
+three hundred.
+
+What the commands need:
+
+* **The same Python minor version on both sides.** The tools read the target's internal
+  structures, whose layout changes between minor versions, so inspect a 3.14 program with a
+  3.14 interpreter. Anything else fails, with the exit status 1:
+
+  .. code-block:: console
+
+     $ python3.15 -m asyncio pstree 14925
+     Error retrieving tasks: Can't attach from a Python 3.15 process to a Python 3.14 process
+
+* **Permission to read the other process's memory**, the permission a debugger needs
+  (Python's :ref:`python:permission-requirements` page has the details). On Linux that
+  means the same user, and then the Yama setting ``kernel.yama.ptrace_scope``
+  (``/proc/sys/kernel/yama/ptrace_scope``) decides: at 0 a process may inspect any other of
+  its user; at 1 (Ubuntu's default, for instance) only its own descendants, so a command
+  typed in a second terminal is refused unless it runs with ``sudo`` or the target was
+  started under ``setpriv --ptracer any`` (util-linux 2.41+); at 2 only root may, and at 3
+  nobody. In a container the ``ptrace`` system call must be allowed as well (Docker 19.03+
+  and containerd 1.6.7+ allow it on Linux 4.8+). On macOS it needs ``sudo``, or a Python
+  binary signed with the ``com.apple.security.get-task-allow`` entitlement; on Windows, an
+  administrator prompt. Without the permission the command exits with status 1 after
+  ``Error: The specified process cannot be attached to due to insufficient permissions.``
+  and a link to that page. ``PYTHON_DISABLE_REMOTE_DEBUG=1`` and ``-X disable-remote-debug``
+  do not hide a process from these commands: they stop other processes from running code in
+  it (:func:`sys.remote_exec`), not from reading it.
+
+* **A target that has imported asyncio.** On 3.14 a Python process without it gives
+  ``Error retrieving tasks: AsyncioDebug section not available``; 3.15 prints an empty
+  table.
+
+:func:`dump_process_tasks` runs ``python -m asyncio pstree PID`` (or ``ps`` with
+``tree=False``) with the running interpreter and returns the text. It raises ``RuntimeError``
+with the tool's message when the tool fails (and on Pythons older than 3.14), and
+``TimeoutError`` when the tool does not finish in time; the tool's process is killed and
+reaped then, and when the caller is cancelled. Use it where a supervisor or a test harness
+gives up on a child process: log what the child's tasks were waiting for, then kill it.
+
+.. versionadded:: 3.14
+   ``python -m asyncio ps PID`` and ``python -m asyncio pstree PID``. On 3.8–3.13 the
+   standard library has no way in from outside: the program has to report on itself, for
+   instance by logging :func:`dump_tasks` from a signal handler or a debug endpoint (see
+   `Seeing where a task is waiting`_).
+
+.. versionchanged:: 3.15
+   Both commands take ``--retries N`` (``python -m asyncio pstree --retries 5 PID``): a read
+   that fails because the target changed while it was being read is tried again, up to
+   ``N`` more times (3 by default). Error messages go to standard error; 3.14 prints the
+   message of a failed attach on standard output.
 
 Logging exceptions that nobody retrieved
 ----------------------------------------
@@ -266,7 +543,7 @@ import sys
 import types
 from typing import Any, Callable, Dict, List, Optional
 
-__all__ = ["dump_tasks", "make_exception_handler"]
+__all__ = ["dump_tasks", "dump_process_tasks", "make_exception_handler"]
 
 ExceptionHandler = Callable[[asyncio.AbstractEventLoop, Dict[str, Any]], None]
 
@@ -382,6 +659,84 @@ def dump_tasks(loop: Optional[asyncio.AbstractEventLoop] = None) -> str:
         name = task.get_name()
         lines.append((name.casefold(), f"{name!r} {state}: {chain}"))
     return "\n".join(line for _, line in sorted(lines))
+
+
+async def dump_process_tasks(pid: int, *, tree: bool = True, timeout: float = 30.0) -> str:
+    """Describe the asyncio tasks of another running Python process (Python 3.14+).
+
+    Runs ``python -m asyncio pstree PID`` (``ps PID`` with ``tree=False``) with the running
+    interpreter and returns what it printed, without the final newline. The target must run
+    the same Python minor version, and the tool needs the permission to read its memory (see
+    the chapter). Typical use is a supervisor or a test harness giving up on a child::
+
+        worker = await asyncio.create_subprocess_exec(
+            sys.executable, "worker.py", stdout=asyncio.subprocess.PIPE
+        )
+        try:
+            async with asyncio.timeout(10):
+                await worker.stdout.readline()  # the worker says it is ready
+        except TimeoutError:
+            try:
+                tasks = await dump_process_tasks(worker.pid, timeout=5)
+            except (RuntimeError, TimeoutError) as error:
+                tasks = f"(not available: {error})"
+            log.error("worker %d is not ready; its tasks:\\n%s", worker.pid, tasks)
+            worker.kill()
+            await worker.wait()
+
+    The tool is a child of this process, so it is a sibling of such a worker: where Linux's
+    ``kernel.yama.ptrace_scope`` is 1 it may not read it unless the worker was started under
+    ``setpriv --ptracer any`` (or this process runs as root).
+
+    Raises ``RuntimeError`` on Pythons older than 3.14 and when the tool fails (no such
+    process, another Python version, no permission), with the tool's message, and
+    ``TimeoutError`` if it does not finish within ``timeout`` seconds. The tool runs in
+    isolated mode (``-I``), so a module named ``asyncio.py`` in the current directory cannot
+    stand in for it, and in UTF-8 mode, so the tree's lines survive any locale. It is killed
+    and reaped on timeout or cancellation.
+    """
+    if isinstance(pid, bool) or not isinstance(pid, int):
+        raise TypeError(f"pid must be an int, got {pid!r}")
+    if pid <= 0:
+        raise ValueError(f"pid must be a positive process ID, got {pid}")
+    if not timeout > 0:  # also rejects NaN
+        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    if sys.version_info < (3, 14):
+        raise RuntimeError(
+            "dump_process_tasks() runs python -m asyncio ps/pstree, which needs Python 3.14 "
+            f"or newer; this is Python {sys.version_info[0]}.{sys.version_info[1]}"
+        )
+    if not sys.executable:
+        raise RuntimeError("sys.executable is unknown, so python -m asyncio cannot be started")
+    command = "pstree" if tree else "ps"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *("-I", "-X", "utf8", "-m", "asyncio", command, str(pid)),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        try:
+            async with asyncio.timeout(timeout):
+                out, err = await process.communicate()
+        except TimeoutError:
+            raise TimeoutError(
+                f"python -m asyncio {command} {pid} did not finish within {timeout} s"
+            ) from None
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    text = out.decode("utf-8", "replace")
+    if process.returncode != 0:
+        # 3.14 prints its errors on stdout, 3.15 on stderr.
+        message = err.decode("utf-8", "replace").strip() or text.strip()
+        raise RuntimeError(
+            f"python -m asyncio {command} {pid} failed (exit status {process.returncode}): "
+            f"{message or 'no message'}"
+        )
+    return text.rstrip("\n")
 
 
 def _creation_site(context: Dict[str, Any]) -> Optional[str]:

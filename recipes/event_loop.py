@@ -4,8 +4,9 @@ they fall due. A task is a callback that resumes its coroutine until the next ``
 to wait; the coroutine then hands the thread back to the loop. Nothing runs in parallel, so
 anything that blocks the thread (``time.sleep``, a CPU-bound loop, a synchronous HTTP call)
 stops every other task. This chapter is about starting and stopping that loop correctly on
-Python 3.8 to 3.13: one entry point for a program, one loop for several top-level calls, the
-legacy ``get_event_loop()`` style and why it now warns, the error notebooks raise, the
+Python 3.8 to 3.15: one entry point for a program, one loop for several top-level calls, the
+legacy ``get_event_loop()`` style and why it now warns or fails, choosing the loop
+implementation now that event loop policies are deprecated, the error notebooks raise, the
 low-level scheduling calls that libraries still use, and the switches for debug mode.
 
 Starting a program with asyncio.run
@@ -129,7 +130,8 @@ Outside a coroutine, ``asyncio.get_event_loop()`` returns the loop set with
 
 * 3.8–3.11: in the main thread it silently creates a loop and sets it, which nobody closes.
 * 3.12–3.13: the same, but with ``DeprecationWarning: There is no current event loop``.
-* 3.14: it raises ``RuntimeError: There is no current event loop in thread 'MainThread'.``
+* 3.14 and later: it raises ``RuntimeError: There is no current event loop in thread
+  'MainThread'.``
 * Every version raises that ``RuntimeError`` in other threads, and also in the main thread
   once ``asyncio.set_event_loop(None)`` has run, which :func:`asyncio.run` does on its way out.
   Legacy code placed after an :func:`asyncio.run` call therefore fails everywhere.
@@ -139,7 +141,7 @@ warning, exactly like :func:`asyncio.get_running_loop`.
 
 Here is a one-line legacy script run with warnings turned into errors, as a test suite runs
 it. On 3.12 and later it fails; the last line of its error output names the
-``DeprecationWarning`` (3.12–3.13) or the ``RuntimeError`` (3.14):
+``DeprecationWarning`` (3.12–3.13) or the ``RuntimeError`` (3.14+):
 
 >>> import subprocess, sys
 >>> script = "import asyncio; asyncio.get_event_loop().close()"
@@ -189,7 +191,136 @@ True
 
 .. versionchanged:: 3.14
    It raises :exc:`RuntimeError` instead of creating a loop, and the event loop policy system
-   (``set_event_loop_policy``) is deprecated.
+   (``set_event_loop_policy``) is deprecated: see the next section.
+
+Choosing the loop implementation without policies
+-------------------------------------------------
+
+Some programs need another loop than the default one: ``uvloop`` for speed, or on Windows a
+:class:`asyncio.SelectorEventLoop` for a library that calls ``loop.add_reader()``, which the
+default ``ProactorEventLoop`` does not implement. For years the way to get one was an *event
+loop policy*, installed before the program started::
+
+    # uvloop for every loop of the program (uvloop.install() does the same,
+    # and uvloop itself deprecates install() on 3.12+)
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    asyncio.run(main())
+
+    # a selector loop on Windows, for a library that needs add_reader()
+    if sys.platform == "win32":
+        asyncio.set_event_loop_policy(asyncio.WindowsSelectorEventLoopPolicy())
+    asyncio.run(main())
+
+A policy is global to the process. It decides the loop of every later :func:`asyncio.run`, in
+every thread, for every library and every test, until something resets it. Python 3.14
+deprecates the whole system, and 3.16 is to remove it: ``asyncio.get_event_loop_policy()``,
+``asyncio.set_event_loop_policy()``, ``AbstractEventLoopPolicy``, ``DefaultEventLoopPolicy``,
+``WindowsSelectorEventLoopPolicy`` and ``WindowsProactorEventLoopPolicy``. Calling the two
+functions, or merely reading one of the class names from the ``asyncio`` module, emits
+:exc:`DeprecationWarning`, so the setup above fails under ``-W error`` or pytest's
+``filterwarnings = error`` on 3.14 and later:
+
+>>> import warnings
+>>> with warnings.catch_warnings(record=True) as caught:  # doctest: +PY314
+...     warnings.simplefilter("always")
+...     policy = asyncio.get_event_loop_policy()
+...     policy_class = asyncio.DefaultEventLoopPolicy
+>>> for warning in caught:  # doctest: +PY314
+...     print(warning.category.__name__, "-", warning.message)
+DeprecationWarning - 'asyncio.get_event_loop_policy' is deprecated and ...
+DeprecationWarning - 'asyncio.DefaultEventLoopPolicy' is deprecated and ...
+
+The replacement names the loop where it is started. ``loop_factory`` is any callable that
+takes no arguments and returns a new event loop: a loop class, ``uvloop.new_event_loop``, or a
+function of your own. It applies to that one run and nothing else. With a factory asyncio does
+not consult the policy at all, so a policy that some library still installs cannot change the
+loop either:
+
+>>> class TracingLoop(asyncio.SelectorEventLoop):
+...     pass  # stands in for another implementation, such as uvloop's
+>>> async def loop_name():
+...     return type(asyncio.get_running_loop()).__name__
+>>> asyncio.run(loop_name(), loop_factory=TracingLoop)  # doctest: +PY312
+'TracingLoop'
+
+On 3.11 only :class:`asyncio.Runner` takes it:
+
+>>> with asyncio.Runner(loop_factory=TracingLoop) as runner:  # doctest: +PY311
+...     print(runner.run(loop_name()))
+TracingLoop
+
+So the two setups above become ``asyncio.run(main(), loop_factory=uvloop.new_event_loop)``
+(or ``uvloop.run(main())``, which uvloop 0.18 and later provide) and
+``asyncio.run(main(), loop_factory=asyncio.SelectorEventLoop)``. :class:`asyncio.EventLoop`
+(3.13+) names the platform's default implementation, for a program that wants the default loop
+with no policy involved.
+
+Code that must also run on 3.8–3.11 uses :func:`run_with_loop_factory`: it calls
+``asyncio.run(..., loop_factory=...)`` on 3.12+, :class:`asyncio.Runner` on 3.11 and
+:class:`LoopRunner` on 3.8–3.10, and emits no warning on any of them. This replaces the old
+``try: import uvloop; uvloop.install()`` idiom, taking uvloop's loop where it is installed and
+asyncio's own loop elsewhere (uvloop is not installed where this cookbook is tested):
+
+>>> from recipes.event_loop import run_with_loop_factory
+>>> try:
+...     from uvloop import new_event_loop
+... except ImportError:  # not installed, or on Windows
+...     from asyncio import new_event_loop
+>>> async def main():
+...     await asyncio.sleep(0.01)
+...     return "done"
+>>> run_with_loop_factory(main(), loop_factory=new_event_loop)
+'done'
+
+For several top-level calls on one loop, pass the factory to :class:`asyncio.Runner` (3.11+)
+or :class:`LoopRunner`, which runs everywhere:
+
+>>> with LoopRunner(loop_factory=TracingLoop) as runner:
+...     print(runner.run(loop_name()))
+TracingLoop
+
+What replaces what:
+
+* ``asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())`` and ``uvloop.install()``:
+  ``loop_factory=uvloop.new_event_loop``, or ``uvloop.run(main())``.
+* ``asyncio.set_event_loop_policy(asyncio.WindowsSelectorEventLoopPolicy())``:
+  ``loop_factory=asyncio.SelectorEventLoop``. On Unix that is the default implementation
+  anyway, so the program can pass it on every platform. (A selector loop on Windows cannot run
+  subprocesses.)
+* A policy subclass whose ``new_event_loop()`` configures each loop (a debug threshold, an
+  exception handler): a function that creates and configures the loop, passed as
+  ``loop_factory``; :func:`run_with_loop_factory` shows one.
+* ``asyncio.get_event_loop_policy().new_event_loop()``: :func:`asyncio.new_event_loop`, or a
+  call of the factory the program already passes around.
+* ``asyncio.get_event_loop_policy().get_event_loop()``: :func:`asyncio.get_running_loop`
+  inside coroutines and callbacks (see the previous section for synchronous code).
+* ``asyncio.set_event_loop_policy(None)`` in a test's teardown: nothing to undo, since a
+  factory affects only its own run. :class:`unittest.IsolatedAsyncioTestCase` takes the
+  factory as its class attribute ``loop_factory`` (3.13+). pytest-asyncio 1.4 deprecated
+  overriding its ``event_loop_policy`` fixture; instead, a hook
+  ``pytest_asyncio_loop_factories(config, item)`` in ``conftest.py`` returns a mapping of
+  names to loop factories, and ``@pytest.mark.asyncio(loop_factories=[...])`` picks some of
+  them for one test.
+* ``asyncio.iscoroutinefunction(f)``, deprecated in 3.14 as well:
+  :func:`inspect.iscoroutinefunction`.
+
+The :mod:`inspect` function gives the same answer on every version, without a warning:
+
+>>> import inspect
+>>> inspect.iscoroutinefunction(main), inspect.iscoroutinefunction(print)
+(True, False)
+
+:func:`asyncio.set_event_loop`, :func:`asyncio.new_event_loop`,
+:func:`asyncio.get_running_loop` and :func:`asyncio.get_event_loop` are not deprecated; only
+the last changed behaviour (see the previous section).
+
+.. versionchanged:: 3.12
+   :func:`asyncio.run` takes ``loop_factory=``; :class:`asyncio.Runner` has taken it since
+   3.11.
+
+.. deprecated:: 3.14
+   The event loop policy system and ``asyncio.iscoroutinefunction()``, both to be removed in
+   3.16. Using either emits :exc:`DeprecationWarning`.
 
 Calling asyncio.run from a running loop (notebooks, the asyncio REPL)
 ---------------------------------------------------------------------
@@ -345,7 +476,7 @@ import sys
 import threading
 from typing import Any, Awaitable, Callable, Coroutine, List, Optional, Tuple, Type, TypeVar
 
-__all__ = ["LoopRunner", "run_in_new_thread"]
+__all__ = ["LoopRunner", "run_with_loop_factory", "run_in_new_thread"]
 
 T = TypeVar("T")
 
@@ -365,9 +496,9 @@ def _has_running_loop() -> bool:
 class LoopRunner:
     """Run several coroutines, one after another, on one event loop that closes cleanly.
 
-    A copy of :class:`asyncio.Runner` (3.11+) for Python 3.8–3.13. Use it as a context manager;
-    every :meth:`run` call uses the same loop, so objects bound to the loop (futures, sessions,
-    pools, scheduled callbacks) survive from one call to the next:
+    A copy of :class:`asyncio.Runner` (3.11+) that also runs on 3.8–3.10. Use it as a context
+    manager; every :meth:`run` call uses the same loop, so objects bound to the loop (futures,
+    sessions, pools, scheduled callbacks) survive from one call to the next:
 
     >>> async def double(x):
     ...     await asyncio.sleep(0)
@@ -606,6 +737,120 @@ def _cancel_leftover_tasks(loop: asyncio.AbstractEventLoop) -> None:
                     "task": task,
                 }
             )
+
+
+def run_with_loop_factory(
+    main: Coroutine[Any, Any, T],
+    *,
+    loop_factory: Optional[Callable[[], asyncio.AbstractEventLoop]] = None,
+    debug: Optional[bool] = None,
+) -> T:
+    """Run the coroutine ``main`` on a loop made by ``loop_factory`` and return its result.
+
+    ``asyncio.run(main, loop_factory=...)`` for every Python from 3.8 on, without the event
+    loop policies that 3.14 deprecates. It calls :func:`asyncio.run` on 3.12+,
+    :class:`asyncio.Runner` on 3.11 and :class:`LoopRunner` on 3.8–3.10, so it cleans up the
+    same way on all of them: leftover tasks are cancelled and awaited, async generators and the
+    default executor are shut down, and the loop is closed.
+
+    ``loop_factory`` is a callable that takes no arguments and returns a new event loop: a loop
+    class such as :class:`asyncio.SelectorEventLoop`, ``uvloop.new_event_loop``, or a function
+    that also configures the loop, which is what a custom policy's ``new_event_loop()`` used to
+    do:
+
+    >>> import asyncio
+    >>> from recipes.event_loop import run_with_loop_factory
+    >>> class TracingLoop(asyncio.SelectorEventLoop):
+    ...     pass  # stands in for another loop implementation
+    >>> def new_event_loop():
+    ...     loop = TracingLoop()
+    ...     loop.slow_callback_duration = 0.5  # log callbacks slower than this
+    ...     return loop
+    >>> async def describe_loop():
+    ...     loop = asyncio.get_running_loop()
+    ...     return type(loop).__name__, loop.slow_callback_duration
+    >>> run_with_loop_factory(describe_loop(), loop_factory=new_event_loop)
+    ('TracingLoop', 0.5)
+
+    With ``loop_factory=None`` it makes a default loop with :func:`asyncio.new_event_loop`
+    and sets it as the current loop while it runs, as :func:`asyncio.run` does. ``debug``
+    turns the loop's debug mode on (``True``) or off (``False``); ``None`` leaves it to
+    ``PYTHONASYNCIODEBUG`` and ``-X dev``:
+
+    >>> async def debug_enabled():
+    ...     return asyncio.get_running_loop().get_debug()
+    >>> run_with_loop_factory(
+    ...     debug_enabled(), loop_factory=new_event_loop, debug=True
+    ... )
+    True
+
+    Mistakes are reported before ``main`` starts, and a coroutine that is refused is closed, so
+    it does not also warn that it was never awaited. ``main`` must be a coroutine object (as
+    :func:`asyncio.run` requires before 3.14; since then it also takes other awaitables),
+    ``loop_factory`` a callable, and what the factory returns an
+    :class:`asyncio.AbstractEventLoop`, which is how passing a policy class such as
+    ``uvloop.EventLoopPolicy`` instead of ``uvloop.new_event_loop`` is caught:
+
+    >>> run_with_loop_factory(describe_loop, loop_factory=TracingLoop)
+    Traceback (most recent call last):
+    ...
+    TypeError: run_with_loop_factory() needs a coroutine object, got <function ...
+    >>> run_with_loop_factory(describe_loop(), loop_factory="uvloop")
+    Traceback (most recent call last):
+    ...
+    TypeError: loop_factory must be a callable that returns a new event loop, got 'uvloop'
+
+    Like :func:`asyncio.run`, it refuses to run inside a running event loop (a coroutine, a
+    notebook cell, the asyncio REPL) with :exc:`RuntimeError`; :func:`run_in_new_thread` is
+    the way out there. On 3.11+ Ctrl-C cancels ``main`` and then raises
+    :exc:`KeyboardInterrupt`, as :class:`asyncio.Runner` does; on 3.8–3.10 the
+    :exc:`KeyboardInterrupt` propagates at once, and the leftover tasks, ``main`` among them,
+    are still cancelled and awaited before the loop closes.
+    """
+    if not asyncio.iscoroutine(main):
+        hint = " (call the function to get one)" if inspect.iscoroutinefunction(main) else ""
+        raise TypeError(f"run_with_loop_factory() needs a coroutine object, got {main!r}{hint}")
+    if loop_factory is not None and not callable(loop_factory):
+        main.close()
+        raise TypeError(
+            f"loop_factory must be a callable that returns a new event loop, got {loop_factory!r}"
+        )
+    if _has_running_loop():
+        main.close()
+        raise RuntimeError("run_with_loop_factory() cannot be called from a running event loop")
+    factory = None if loop_factory is None else _checked_loop_factory(loop_factory)
+    try:
+        if sys.version_info >= (3, 12):
+            return asyncio.run(main, debug=debug, loop_factory=factory)
+        if sys.version_info >= (3, 11):
+            with asyncio.Runner(debug=debug, loop_factory=factory) as runner:
+                return runner.run(main)
+        with LoopRunner(debug=debug, loop_factory=factory) as loop_runner:
+            return loop_runner.run(main)
+    except BaseException:
+        _close_if_not_started(main)
+        raise
+
+
+def _checked_loop_factory(
+    loop_factory: Callable[[], asyncio.AbstractEventLoop],
+) -> Callable[[], asyncio.AbstractEventLoop]:
+    def new_event_loop() -> asyncio.AbstractEventLoop:
+        loop = loop_factory()
+        if not isinstance(loop, asyncio.AbstractEventLoop):
+            raise TypeError(
+                f"loop_factory must return a new event loop, but {loop_factory!r} "
+                f"returned {loop!r}"
+            )
+        return loop
+
+    return new_event_loop
+
+
+def _close_if_not_started(coro: Coroutine[Any, Any, Any]) -> None:
+    """Close a native coroutine that never ran, so it does not warn "never awaited"."""
+    if inspect.iscoroutine(coro) and inspect.getcoroutinestate(coro) == inspect.CORO_CREATED:
+        coro.close()
 
 
 def run_in_new_thread(

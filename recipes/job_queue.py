@@ -124,7 +124,7 @@ start several workers on the same pool.
 
 .. note::
 
-   Everything here works on Python 3.8–3.13 with asyncpg 0.30 or newer, and
+   Everything here works on Python 3.8–3.15 with asyncpg 0.30 or newer, and
    needs PostgreSQL 10 or newer (identity columns; ``SKIP LOCKED`` appeared in
    9.5); the examples are tested against PostgreSQL 15 and 18.  Each job costs
    a handful of short queries (claim, complete, a lease renewal every

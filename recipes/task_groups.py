@@ -30,7 +30,7 @@ and bind the names once, at the top of the module, as this one does:
 ...     from exceptiongroup import BaseExceptionGroup, ExceptionGroup
 ...     from taskgroup import TaskGroup
 
-The rest of this chapter uses those three names and runs unchanged on 3.8 to 3.13.
+The rest of this chapter uses those three names and runs unchanged from 3.8 on.
 ``except*`` is syntax, and a backport cannot add syntax: on 3.8–3.10 catch
 :exc:`BaseExceptionGroup` and take it apart with ``split()`` (below), or use the
 backport's ``exceptiongroup.catch()`` context manager.
@@ -108,6 +108,12 @@ cancelled and the exception joins the group.  :exc:`KeyboardInterrupt` and
 :exc:`SystemExit` are the exceptions to the rule: they cancel the tasks too, but are
 re-raised as they are, not wrapped.
 
+.. versionchanged:: 3.15
+   So is :exc:`GeneratorExit` from the body, when no task failed: an async generator
+   that is closed (``aclose()``) while suspended at a ``yield`` inside the block now
+   closes cleanly.  Before, ``aclose()`` raised
+   ``BaseExceptionGroup('unhandled errors in a TaskGroup', [GeneratorExit()])``.
+
 Catching errors from a group
 ----------------------------
 
@@ -173,10 +179,67 @@ Stopping a group early
 ----------------------
 
 Sometimes a group's job is done before all its tasks are: one mirror answered, a
-searcher found the item, a watchdog says stop.  Up to Python 3.13 the group has no
-method for this; the documented way is to raise a private exception from a task –
-which cancels everything like any failure – and to catch exactly that exception
-outside:
+searcher found the item, a watchdog says stop.  On Python 3.15, call ``tg.cancel()``.
+It cancels every unfinished task of the group and the body of the block, and the
+``async with`` statement then exits quietly – no :exc:`asyncio.CancelledError`, no
+exception group.  The body is not stopped on the spot: it runs on until its next
+``await``, which raises the cancellation:
+
+>>> async with TaskGroup() as tg:  # doctest: +PY315
+...     crawler = tg.create_task(step("crawler", 10))
+...     await asyncio.sleep(0.1)
+...     tg.cancel()  # the job is done: stop everything
+...     print("the body runs on until its next await")
+...     await asyncio.sleep(10)
+...     print("never printed")
+the body runs on until its next await
+crawler cancelled
+
+A task can stop its own group when it is given ``tg``, and so can anything else
+that holds it: a watchdog task, or a timer such as ``loop.call_later(60, tg.cancel)``.
+The task that calls ``tg.cancel()`` is one of the group's unfinished tasks, so it is
+cancelled too: whatever it found must be stored before the call, not returned.
+
+>>> async def search(tg, name, seconds, found):
+...     await asyncio.sleep(seconds)
+...     found.append(name)  # tg.cancel() cancels this task too: store first
+...     tg.cancel()
+>>> found = []
+>>> async with TaskGroup() as tg:  # doctest: +PY315
+...     for name, seconds in [("a", 0.3), ("b", 0.1), ("c", 0.2)]:
+...         _ = tg.create_task(search(tg, name, seconds, found))
+>>> found  # doctest: +PY315
+['b']
+
+The fine print, checked on 3.15:
+
+* ``cancel()`` may be called any number of times; after the group has exited it does
+  nothing.  Called before ``async with`` enters the group, it cancels the group as
+  soon as it is entered.
+* Once it has been called (before entering too), the group is shutting down:
+  ``tg.create_task()`` raises :exc:`RuntimeError` and closes the coroutine, in the
+  body as in the tasks.
+* If a task has already failed, ``cancel()`` changes nothing: the group raises its
+  :exc:`ExceptionGroup` as usual.  So it does for errors that tasks raise *while*
+  being cancelled (in their cleanup, say).
+* A cancellation from outside – ``task.cancel()`` on the task running the block, a
+  timeout around it – still comes out of the ``async with`` statement as
+  :exc:`asyncio.CancelledError`, also when it arrives while the group is stopping.
+
+.. versionadded:: 3.15
+   :meth:`asyncio.TaskGroup.cancel`.
+
+.. important::
+
+   ``tg.cancel()`` acts at once.  A task of the group that was due to finish in the
+   same step of the event loop – its sleep is over, its answer has arrived – is
+   cancelled before it gets there: its result is lost, and an error it was about to
+   raise is never reported.  :class:`StoppableTaskGroup` lets the loop run what is
+   already scheduled first (see below).
+
+Up to Python 3.14 the group has no method for this.  The documented way is to raise
+a private exception from a task – which cancels everything like any failure – and
+to catch exactly that exception outside:
 
 >>> class _Done(Exception):
 ...     "Raised to stop the group; never escapes it."
@@ -191,14 +254,21 @@ outside:
 ...     pass
 crawler cancelled
 
-:class:`StoppableTaskGroup` packages that pattern, so ``stop()`` works on every version
-and any *other* error still comes out as usual:
+:class:`StoppableTaskGroup` packages that pattern, so ``stop()`` works on every
+version from 3.8 on, and any *other* error still comes out as usual:
 
 >>> async with StoppableTaskGroup() as group:
 ...     crawler = group.create_task(step("crawler", 10))
 ...     await asyncio.sleep(0.1)
 ...     group.stop()
 crawler cancelled
+
+On 3.15 ``stop()`` calls ``tg.cancel()`` instead of starting a task that raises –
+but not at once: first the loop runs what it has already scheduled, just as it does
+before that task gets to raise.  So ``stop()`` behaves the same on every version: a
+task that calls ``stop()`` and returns keeps its result, a task whose sleep ended at
+the same moment still finishes, and a failure that comes at the same moment as
+``stop()`` is still reported.  :func:`race` relies on that.
 
 TaskGroup or gather?
 --------------------
@@ -233,6 +303,12 @@ without the backports.
    shutting down (because a task failed, or :class:`StoppableTaskGroup` was stopped) now
    passes that cancellation on.  On 3.8–3.12 it is lost: the task carries on as if
    ``cancel()`` had never been called.
+
+.. versionchanged:: 3.15
+   A group stopped by ``tg.cancel()`` – and so a stopped :class:`StoppableTaskGroup` –
+   raises such a cancellation from the ``async with`` statement itself.  On 3.13 and
+   3.14 a stopped StoppableTaskGroup exits quietly and the :exc:`asyncio.CancelledError`
+   arrives at the task's next ``await``.
 
 The helpers together: three mirrors race, and the winner's answer feeds a group of
 downloads.
@@ -325,6 +401,10 @@ async def _raise_stop() -> None:
     raise _StopGroup
 
 
+# TaskGroup.cancel() arrived in Python 3.15; before, stop() raises _StopGroup in a task.
+_NATIVE_CANCEL = sys.version_info >= (3, 15)
+
+
 class StoppableTaskGroup:
     """A TaskGroup that ``stop()`` ends early and quietly, on Python 3.8 and up.
 
@@ -339,10 +419,12 @@ class StoppableTaskGroup:
     tick 0
     tick 1
 
-    ``stop()`` may be called from the body or from any task in the group; it cancels
-    every task and the rest of the body, and the ``async with`` block then exits
-    without an exception.  Any other error raised meanwhile still comes out as an
-    :exc:`ExceptionGroup` – without the internal stop signal in it:
+    ``stop()`` may be called from the body, from any task in the group, or from
+    anything else running on the loop.  It cancels every task and the rest of the body,
+    and the ``async with`` block then exits without an exception.  It does not act at
+    once: what the loop has already scheduled runs first, so a task that calls
+    ``stop()`` and returns keeps its result, and any other error raised meanwhile still
+    comes out as an :exc:`ExceptionGroup` – without the internal stop signal in it:
 
     >>> async def crash():
     ...     await asyncio.sleep(0.1)
@@ -356,14 +438,21 @@ class StoppableTaskGroup:
     ...     print(repr(group))
     ExceptionGroup('unhandled errors in a TaskGroup', [RuntimeError('disk full')])
 
-    Calling ``stop()`` again, or after the group has started shutting down because of an
-    error, does nothing.  Calling it before the block is entered raises
-    :exc:`RuntimeError`.  A cancellation from outside the group propagates as usual
-    (but see the 3.13 note in the chapter about one arriving during the shutdown).
+    Calling ``stop()`` again, after the group has exited, or after it has started
+    shutting down because of an error, does nothing.  Calling it before the block is
+    entered raises :exc:`RuntimeError`.  A cancellation from outside the group
+    propagates as usual (but see the 3.13 and 3.15 notes in the chapter about one that
+    arrives while the group is stopping).
+
+    .. versionchanged:: 3.15
+       ``stop()`` uses :meth:`asyncio.TaskGroup.cancel`, scheduled to run when the
+       task that 3.8–3.14 start instead would raise its private exception (which
+       ``__aexit__`` filters out).  Both behave as described above.
     """
 
     def __init__(self) -> None:
         self._group = TaskGroup()
+        self._native = _NATIVE_CANCEL
         self._entered = False
         self._exited = False
         self._stopping = False
@@ -380,17 +469,19 @@ class StoppableTaskGroup:
         tb: Optional[TracebackType],
     ) -> Optional[bool]:
         try:
-            await self._group.__aexit__(exc_type, exc, tb)
-            return None
+            # On 3.15+ it returns True after TaskGroup.cancel(): the body's CancelledError
+            # was the group's own doing and is swallowed.
+            # (typeshed still says it returns None.)
+            return await self._group.__aexit__(exc_type, exc, tb)  # type: ignore[func-returns-value]
         except BaseExceptionGroup as group:
-            if not self._stopping:
+            if not self._stopping or self._native:
                 raise
             _, rest = group.split(_StopGroup)
             if rest is not None:
                 raise rest from None
+            return True  # only our own stop signal was in the group
         finally:
             self._exited = True
-        return True  # only our own stop signal was in the group
 
     def create_task(
         self, coro: Coroutine[Any, Any, T], *, name: Optional[str] = None
@@ -403,6 +494,15 @@ class StoppableTaskGroup:
         if not self._entered:
             raise RuntimeError("StoppableTaskGroup.stop() called before the group was entered")
         if self._stopping or self._exited:
+            return
+        if self._native:
+            # TaskGroup.cancel() acts at once: it would cancel the tasks that are already
+            # due to finish or fail, the caller included.  The fallback acts two hops
+            # later (the signal task runs, then the group's done callback sees it fail);
+            # cancelling through the same two hops keeps the behaviour identical.
+            loop = asyncio.get_running_loop()
+            loop.call_soon(loop.call_soon, self._group.cancel)
+            self._stopping = True
             return
         signal = _raise_stop()
         try:

@@ -6,7 +6,8 @@ reading their results and errors, cancelling them cleanly, and keeping them
 alive, because the event loop holds only weak references to the tasks it
 runs.  The chapter ends with a helper worth copying, :class:`BackgroundTasks`:
 a home for fire-and-forget tasks that keeps them alive, reports their errors
-and shuts them down cleanly.
+and shuts them down cleanly.  A second helper, :func:`create_eager_task`,
+starts a task that runs its first step at once, on every Python that can.
 
 Starting a task
 ---------------
@@ -288,34 +289,180 @@ copy of that context, which is the same for reading:
 Starting tasks eagerly
 ----------------------
 
-A new task normally waits for its first turn on the loop, even if its
-coroutine could finish at once (a cache hit, say).  With
-:func:`asyncio.eager_task_factory` installed, ``create_task`` runs the
-coroutine right away until it first waits, and a coroutine that never waits
-returns a task that is already done.  That saves a trip through the loop for
-each such task, but changes the order of side effects, so install the factory
-deliberately, for a whole program or, as here, for a bounded stretch of code:
+A new task waits for its first turn on the loop, even when its coroutine
+could finish at once: a cache hit, say.  Every such task costs a trip through
+the loop's queue, and the caller always runs on before it.  An *eager* task runs
+its coroutine right away, inside the call that creates it, up to the
+coroutine's first real wait; the loop takes over only from there.  A
+coroutine that never waits finishes inside that call, and the caller gets
+back a task that is already done.
 
->>> async def cached_lookup(key: str) -> str:
-...     return key.upper()  # no await: finishes in one step
->>> def create_eager_task(coro) -> asyncio.Task:
-...     loop.set_task_factory(asyncio.eager_task_factory)
-...     try:
-...         return asyncio.create_task(coro)
-...     finally:
-...         loop.set_task_factory(None)
->>> async def done_at_once(create) -> bool:
-...     task = create(cached_lookup("a"))
-...     done = task.done()  # before this coroutine has waited even once
+Which code runs when is easiest to see in a log.  ``lookup()`` records its two
+steps, and ``demo()`` records its own next line after starting the task:
+
+>>> async def lookup(key: str, log: list) -> str:
+...     log.append(f"{key}: step 1")
+...     await asyncio.sleep(0)  # its first wait
+...     log.append(f"{key}: step 2")
+...     return key
+>>> async def demo(start) -> list:
+...     log = []
+...     task = start(lookup("task", log))
+...     log.append("caller: next line")
 ...     await task
-...     return done
+...     return log
+>>> await demo(asyncio.create_task)  # an ordinary, lazy task
+['caller: next line', 'task: step 1', 'task: step 2']
+
+Since Python 3.14, ``create_task()`` takes ``eager_start=True``.  The
+task's first step then runs before ``create_task()`` returns, and so before
+the caller's next line:
+
+>>> def start_eagerly(coro):
+...     return asyncio.create_task(coro, eager_start=True)
+>>> await demo(start_eagerly)  # doctest: +PY314
+['task: step 1', 'caller: next line', 'task: step 2']
+
+``loop.create_task()`` and :meth:`asyncio.TaskGroup.create_task` take the same
+keyword.  Both tasks below have run their first step by the time the body of
+the group reaches its next line:
+
+>>> log = []
+>>> async with asyncio.TaskGroup() as group:  # doctest: +PY314
+...     for key in ("a", "b"):
+...         task = group.create_task(lookup(key, log), eager_start=True)
+...     log.append("caller: next line")
+>>> log  # doctest: +PY314
+['a: step 1', 'b: step 1', 'caller: next line', 'a: step 2', 'b: step 2']
+
+On 3.12 and 3.13, ``create_task()`` knows no such keyword, but the
+:class:`asyncio.Task` constructor does (it has since 3.12):
+
+>>> def start_eagerly_312(coro):
+...     loop = asyncio.get_running_loop()
+...     return asyncio.Task(coro, loop=loop, eager_start=True)
+>>> await demo(start_eagerly_312)  # doctest: +PY312
+['task: step 1', 'caller: next line', 'task: step 2']
+
+The asyncio documentation discourages making tasks by hand, and doing so goes
+around the loop's task factory, if one is installed.  The other tool of 3.12,
+:func:`asyncio.eager_task_factory`, makes *every* task of the loop eager.
+Install it once, where the program starts (the first line of ``main()``, say)
+with ``asyncio.get_running_loop().set_task_factory(asyncio.eager_task_factory)``.
+From 3.14 on, ``eager_start=False`` exempts a single task from it; without
+*eager_start*, the factory decides.
+
+.. important::
+
+   Do not install the factory for just one ``create_task()`` call and remove
+   it afterwards.  The task's eager step runs while the factory is still in
+   place, so every task that the coroutine starts before its first wait turns
+   eager as well, and a task factory that the program had installed is
+   replaced for that moment.
+
+:func:`create_eager_task` picks the right spelling for the running Python:
+``eager_start=True`` on 3.14 and later, the Task constructor on 3.12 and
+3.13, and an ordinary task on 3.8 to 3.11, which have no eager tasks.
+Because of that last fallback, and because eager start is a speed-up, write
+the coroutine so that it is correct either way:
+
+>>> from recipes.tasks import create_eager_task
+>>> await demo(create_eager_task)  # doctest: +PY312
+['task: step 1', 'caller: next line', 'task: step 2']
+>>> async def cached_lookup(key: str) -> str:
+...     return key.upper()  # no await: finishes in its first step
+>>> async def done_at_once(start) -> tuple:
+...     task = start(cached_lookup("a"))
+...     done = task.done()  # before this coroutine has waited even once
+...     return done, await task
 >>> await done_at_once(asyncio.create_task)
-False
+(False, 'A')
 >>> await done_at_once(create_eager_task)  # doctest: +PY312
-True
+(True, 'A')
+>>> await create_eager_task(cached_lookup("b"), name="cache hit")
+'B'
 
 .. versionadded:: 3.12
-   :func:`asyncio.eager_task_factory` and ``asyncio.create_eager_task_factory``.
+   :func:`asyncio.eager_task_factory`, ``asyncio.create_eager_task_factory``
+   and the *eager_start* argument of the :class:`asyncio.Task` constructor.
+
+.. versionchanged:: 3.14
+   :func:`asyncio.create_task`, ``loop.create_task`` and
+   :meth:`asyncio.TaskGroup.create_task` pass every keyword argument on to
+   the Task constructor or the loop's task factory, which gives a task of
+   its own ``eager_start=True``.  A task factory must accept and pass on
+   keyword arguments it does not know; one with a fixed signature raises
+   :exc:`TypeError` for *eager_start*.
+
+What eager tasks change
+-----------------------
+
+Eager start changes the order in which things happen, and code that quietly
+relied on the old order breaks.  Four things to know:
+
+*The order of side effects changes.*  An eager task runs its first step
+before tasks that were started earlier but lazily, and before the rest of the
+caller:
+
+>>> async def mixed() -> list:
+...     log = []
+...     first = asyncio.create_task(lookup("lazy", log))
+...     second = asyncio.create_task(lookup("eager", log), eager_start=True)
+...     log.append("caller: next line")
+...     await asyncio.gather(first, second)
+...     return log
+>>> for event in await mixed():  # doctest: +PY314
+...     print(event)
+eager: step 1
+caller: next line
+lazy: step 1
+eager: step 2
+lazy: step 2
+
+*Code that counts on* ``create_task()`` *running nothing yet breaks.*  A common
+shape starts a task first and sets up the state that the task needs on the
+following lines.  With a lazy task this works, but only because nothing runs
+before the caller next waits; an eager task runs into the missing state:
+
+>>> class Counter:
+...     def __init__(self, start) -> None:
+...         self.task = start(self.count())
+...         self.ticks = 0  # BUG: count() may have run already
+...     async def count(self) -> None:
+...         self.ticks += 1
+>>> lazy_counter = Counter(asyncio.create_task)
+>>> await lazy_counter.task
+>>> lazy_counter.ticks
+1
+>>> eager_counter = Counter(create_eager_task)
+>>> eager_counter.task.exception()  # doctest: +PY312
+AttributeError("'Counter' object has no attribute 'ticks'")
+
+Set up the state first, then start the task.
+
+*Exceptions in the eager step stay in the task.*  ``create_task()`` does not
+raise what the eager step raises: the exception goes into the task, which is
+done already, as ``eager_counter.task`` shows.  Read it as you would for any
+task (await it, or call ``exception()``), or it ends up as ``Task exception
+was never retrieved``.  Only :exc:`KeyboardInterrupt` and :exc:`SystemExit`
+escape from ``create_task()`` itself.  In a task group, an eager failure
+cancels the other tasks only when the loop next runs, so the body of the
+group carries on until its next ``await``.
+
+*A task that finishes eagerly is never scheduled.*  It is not listed by
+:func:`asyncio.all_tasks`, its ``get_coro()`` returns ``None`` (early 3.12
+releases crash there instead: CPython issue gh-122332), and awaiting it returns
+at once *without* giving the loop a turn: a loop that awaits one cache hit
+after another starves every other task until it reaches a real wait.
+Callbacks added to it with ``add_done_callback()`` still run later, from the
+loop, as for any task that is done.
+
+.. important::
+
+   Switch eager tasks on where you have measured that the loop's scheduling
+   matters, and test the code with them switched on.  Ordering between tasks
+   that is not enforced by an ``await``, a lock, an event or a queue was never
+   guaranteed; eager tasks are where that shows.
 
 Putting it together
 -------------------
@@ -354,7 +501,7 @@ from typing import (
     TypeVar,
 )
 
-__all__ = ["BackgroundTasks"]
+__all__ = ["BackgroundTasks", "create_eager_task"]
 
 T = TypeVar("T")
 
@@ -612,3 +759,73 @@ class BackgroundTasks:
         tb: Optional[TracebackType],
     ) -> None:
         await self.close()
+
+
+def create_eager_task(
+    coro: Coroutine[Any, Any, T],
+    *,
+    name: Optional[str] = None,
+    context: Optional[contextvars.Context] = None,
+) -> asyncio.Task[T]:
+    """Start *coro* as a task that runs its first step now, where Python can.
+
+    The coroutine runs at once, inside this call, until it first waits; one
+    that never waits is finished by the time the task is returned:
+
+    >>> import asyncio
+    >>> async def cached(key: str) -> str:
+    ...     return key.upper()
+    >>> task = create_eager_task(cached("a"), name="cache hit")
+    >>> task.done()  # doctest: +PY312
+    True
+    >>> await task
+    'A'
+
+    How, by version:
+
+    * 3.14 and later: ``loop.create_task(coro, eager_start=True)``, so the
+      loop's task factory, if any, makes the task.  It must pass on keyword
+      arguments it does not know, as :meth:`asyncio.loop.set_task_factory`
+      requires; a factory that does not, like an event loop whose
+      ``create_task()`` has no *eager_start*, raises :exc:`TypeError`.
+    * 3.12 and 3.13: the :class:`asyncio.Task` constructor with
+      ``eager_start=True``.  If the loop has a task factory, the factory
+      makes the task instead, eager only if the factory says so.
+    * 3.8 to 3.11: an ordinary task, which first runs when the caller next
+      waits.  These versions have no eager tasks.
+
+    What the eager step raises is kept in the task (read it with ``await`` or
+    :meth:`asyncio.Task.exception`), except :exc:`KeyboardInterrupt` and
+    :exc:`SystemExit`, which propagate from this call.  *context* runs the
+    task in that :mod:`contextvars` context; 3.8 to 3.10 run it in a copy of
+    it.  When the task cannot be made (no running loop, a bad argument), the
+    coroutine is closed, so no "never awaited" warning follows the error:
+
+    >>> create_eager_task(cached)  # the function, not a coroutine
+    Traceback (most recent call last):
+    ...
+    TypeError: create_eager_task() expects a coroutine object, got <function...
+    """
+    if not asyncio.iscoroutine(coro):
+        hint = "; did you forget the parentheses?" if callable(coro) else ""
+        raise TypeError(f"create_eager_task() expects a coroutine object, got {coro!r}{hint}")
+    try:
+        if context is not None and not isinstance(context, contextvars.Context):
+            # Checked here: on 3.12-3.14, an eager Task given a bad context raises
+            # after it has entered itself, which breaks the loop for every later task.
+            raise TypeError(f"context must be a contextvars.Context or None, not {context!r}")
+        loop = asyncio.get_running_loop()
+        if sys.version_info >= (3, 14):
+            return loop.create_task(coro, name=name, context=context, eager_start=True)
+        if sys.version_info >= (3, 12):  # pragma: no cover - Python 3.12 and 3.13
+            if loop.get_task_factory() is None:
+                return asyncio.Task(coro, loop=loop, name=name, context=context, eager_start=True)
+            return loop.create_task(coro, name=name, context=context)
+        if sys.version_info >= (3, 11):  # pragma: no cover - Python 3.11
+            return loop.create_task(coro, name=name, context=context)
+        if context is None:  # pragma: no cover - Python 3.8 to 3.10
+            return loop.create_task(coro, name=name)
+        return context.run(loop.create_task, coro, name=name)  # pragma: no cover
+    except BaseException:
+        coro.close()  # a coroutine that ran and failed is closed already: harmless
+        raise

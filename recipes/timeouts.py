@@ -116,7 +116,7 @@ On Python 3.8–3.10
 ~~~~~~~~~~~~~~~~~~
 
 :func:`portable_timeout` and :func:`portable_timeout_at` give the same scope on
-every version from 3.8 to 3.13, with the same methods, and raise
+every version from 3.8 to 3.15, with the same methods, and raise
 :exc:`asyncio.TimeoutError`. Copy this module (or just the
 :class:`PortableTimeout` class and its two functions) and the examples above
 work unchanged on older interpreters:
@@ -341,7 +341,7 @@ def _check_number(name: str, value: Optional[float], *, allow_negative: bool) ->
 
 
 class PortableTimeout:
-    """A timeout scope like :class:`asyncio.Timeout`, for Python 3.8 to 3.13.
+    """A timeout scope like :class:`asyncio.Timeout`, for Python 3.8 to 3.15.
 
     Create it with :func:`portable_timeout` or :func:`portable_timeout_at`
     and use it with ``async with``:

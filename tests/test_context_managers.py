@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import sys
 from contextlib import asynccontextmanager
 from functools import partial
@@ -194,6 +195,274 @@ def test_asynccontextmanager_misuse_errors(run_virtual: Any) -> None:
         await cm.gen.aclose()  # 3.8-3.10 leave the generator suspended
 
     run_virtual(main)
+
+
+# --- context managers as decorators of coroutine and async generator functions ----
+
+
+@asynccontextmanager
+async def logged_transaction(log: List[str]) -> AsyncIterator[None]:
+    log.append("begin")
+    try:
+        yield
+    except BaseException as exc:
+        log.append(f"rollback on {type(exc).__name__}")
+        raise
+    else:
+        log.append("commit")
+
+
+@contextlib.contextmanager
+def logged_span(log: List[str]) -> Any:
+    log.append("enter")
+    try:
+        yield
+    finally:
+        log.append("exit")
+
+
+needs_315 = pytest.mark.skipif(
+    sys.version_info < (3, 15), reason="context decorators follow the wrapped kind on 3.15+"
+)
+before_315 = pytest.mark.skipif(
+    sys.version_info >= (3, 15), reason="behaviour of 3.14 and older; 3.15 changed it"
+)
+needs_async_decorator = pytest.mark.skipif(
+    sys.version_info < (3, 10), reason="AsyncContextDecorator needs Python >= 3.10"
+)
+
+
+def _decorated_rows(log: List[str]) -> Any:
+    @logged_transaction(log)
+    async def rows() -> AsyncIterator[int]:
+        for n in range(3):
+            await asyncio.sleep(0.1)
+            log.append(f"row {n}")
+            yield n
+
+    return rows
+
+
+@needs_315
+def test_async_decorator_keeps_an_async_generator_inside_the_context(run_virtual: Any) -> None:
+    async def main() -> Any:
+        log: List[str] = []
+        rows = _decorated_rows(log)
+        assert inspect.isasyncgenfunction(rows)
+        got = [row async for row in rows()]
+        return got, log
+
+    assert run_virtual(main) == ([0, 1, 2], ["begin", "row 0", "row 1", "row 2", "commit"])
+
+
+@needs_315
+def test_async_decorator_on_a_generator_that_stops_early_exits_at_aclose(
+    run_virtual: Any,
+) -> None:
+    async def main() -> Any:
+        log: List[str] = []
+        stream = _decorated_rows(log)()
+        async for _ in stream:
+            break
+        log.append("loop left")
+        await stream.aclose()
+        return log
+
+    assert run_virtual(main) == ["begin", "row 0", "loop left", "rollback on GeneratorExit"]
+
+
+@needs_315
+def test_async_decorator_does_not_forward_asend_and_athrow(run_virtual: Any) -> None:
+    async def main() -> Any:
+        log: List[str] = []
+
+        @logged_transaction(log)
+        async def echo() -> AsyncIterator[Any]:
+            try:
+                sent = yield "first"
+                log.append(f"inner got {sent!r}")
+                yield "second"
+            except ValueError:  # pragma: no cover - must not be reached
+                log.append("inner saw the ValueError")
+                yield "handled"
+            finally:
+                log.append("inner closed")
+
+        gen = echo()
+        assert await gen.asend(None) == "first"
+        assert await gen.asend("hello") == "second"
+        with pytest.raises(ValueError):
+            await gen.athrow(ValueError("boom"))
+        return log
+
+    assert run_virtual(main) == [
+        "begin",
+        "inner got None",
+        "inner closed",
+        "rollback on ValueError",
+    ]
+
+
+@needs_async_decorator
+@before_315
+def test_async_decorator_turns_an_async_generator_into_a_coroutine_before_315(
+    run_virtual: Any,
+) -> None:
+    async def main() -> Any:
+        log: List[str] = []
+        call = _decorated_rows(log)()
+        assert inspect.iscoroutine(call)
+        with pytest.raises(TypeError, match="__aiter__"):
+            async for _ in call:  # type: ignore[attr-defined]
+                pass  # pragma: no cover - never iterates
+        call.close()  # no "never awaited" warning
+        return log
+
+    assert run_virtual(main) == []
+
+
+@needs_async_decorator
+def test_async_decorator_on_a_coroutine_function_is_the_same_everywhere(
+    run_virtual: Any,
+) -> None:
+    async def main() -> Any:
+        log: List[str] = []
+
+        @logged_transaction(log)
+        async def job() -> str:
+            await asyncio.sleep(0.1)
+            log.append("working")
+            return "done"
+
+        return await job(), log
+
+    assert run_virtual(main) == ("done", ["begin", "working", "commit"])
+
+
+@needs_315
+def test_sync_decorator_wraps_the_await_of_a_coroutine_function(run_virtual: Any) -> None:
+    async def main() -> Any:
+        log: List[str] = []
+
+        @logged_span(log)
+        async def work() -> str:
+            await asyncio.sleep(0.1)
+            log.append("working")
+            return "done"
+
+        return await work(), log
+
+    assert run_virtual(main) == ("done", ["enter", "working", "exit"])
+
+
+@before_315
+def test_sync_decorator_exits_before_a_coroutine_function_runs_before_315(
+    run_virtual: Any,
+) -> None:
+    async def main() -> Any:
+        log: List[str] = []
+
+        @logged_span(log)
+        async def work() -> str:
+            await asyncio.sleep(0.1)
+            log.append("working")
+            return "done"
+
+        coro = work()
+        log.append("coroutine created")
+        return await coro, log
+
+    assert run_virtual(main) == ("done", ["enter", "exit", "coroutine created", "working"])
+
+
+def _sync_decorated_async_generator(run_virtual: Any) -> Any:
+    async def main() -> Any:
+        log: List[str] = []
+
+        @logged_span(log)
+        async def ticks() -> AsyncIterator[int]:
+            for n in range(2):
+                await asyncio.sleep(0.1)
+                log.append(f"tick {n}")
+                yield n
+
+        gen = ticks()
+        log.append("generator created")
+        return [n async for n in gen], log
+
+    return run_virtual(main)
+
+
+@needs_315
+def test_sync_decorator_keeps_an_async_generator_inside_the_context(run_virtual: Any) -> None:
+    assert _sync_decorated_async_generator(run_virtual) == (
+        [0, 1],
+        ["generator created", "enter", "tick 0", "tick 1", "exit"],
+    )
+
+
+@before_315
+def test_sync_decorator_exits_when_the_async_generator_is_created_before_315(
+    run_virtual: Any,
+) -> None:
+    assert _sync_decorated_async_generator(run_virtual) == (
+        [0, 1],
+        ["enter", "exit", "generator created", "tick 0", "tick 1"],
+    )
+
+
+def _rows_inside(log: List[str]) -> Any:
+    async def rows() -> AsyncIterator[int]:
+        async with logged_transaction(log):
+            for n in range(3):
+                await asyncio.sleep(0.1)
+                log.append(f"row {n}")
+                yield n
+
+    return rows
+
+
+def test_entering_inside_the_generator_works_on_every_version(run_virtual: Any) -> None:
+    async def main() -> Any:
+        log: List[str] = []
+        got = [row async for row in _rows_inside(log)()]
+        return got, log
+
+    assert run_virtual(main) == ([0, 1, 2], ["begin", "row 0", "row 1", "row 2", "commit"])
+
+
+def test_entering_inside_the_generator_an_early_stop_rolls_back_at_aclose(
+    run_virtual: Any,
+) -> None:
+    async def main() -> Any:
+        log: List[str] = []
+        stream = _rows_inside(log)()
+        try:
+            async for _ in stream:
+                raise KeyError("consumer failed")
+        except KeyError:
+            log.append("consumer failed")
+        await stream.aclose()
+        return log
+
+    assert run_virtual(main) == ["begin", "row 0", "consumer failed", "rollback on GeneratorExit"]
+
+
+def test_entering_inside_the_generator_rolls_back_when_cancelled(run_virtual: Any) -> None:
+    async def main() -> Any:
+        log: List[str] = []
+
+        async def consume() -> None:
+            async for _ in _rows_inside(log)():
+                pass
+
+        task = asyncio.create_task(consume())
+        await asyncio.sleep(0.15)
+        task.cancel()
+        await asyncio.wait([task])
+        return task.cancelled(), log
+
+    assert run_virtual(main) == (True, ["begin", "row 0", "rollback on CancelledError"])
 
 
 # --- Timer --------------------------------------------------------------------

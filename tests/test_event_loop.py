@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import gc
+import inspect
+import re
 import subprocess
 import sys
 import threading
 import time
 import warnings
-from typing import Any, AsyncIterator, Awaitable, Callable, Dict, List, Optional
+from pathlib import Path
+from typing import Any, AsyncIterator, Awaitable, Callable, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 
-from recipes.event_loop import LoopRunner, run_in_new_thread
+from recipes.event_loop import LoopRunner, run_in_new_thread, run_with_loop_factory
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 Runner = Callable[[Callable[[], Awaitable[Any]]], Any]
 
@@ -606,3 +612,353 @@ def test_asyncio_run_refuses_to_nest() -> None:
         return "no error"
 
     assert run_in_new_thread(outer()) == "asyncio.run() cannot be called from a running event loop"
+
+
+# --- run_with_loop_factory ------------------------------------------------------------
+
+
+class TracingLoop(asyncio.SelectorEventLoop):
+    """A loop class of its own, so a test can tell the factory's loop from a default one."""
+
+
+class CountingFactory:
+    """A loop factory that remembers every loop it made."""
+
+    def __init__(self) -> None:
+        self.loops: List[asyncio.AbstractEventLoop] = []
+
+    def __call__(self) -> asyncio.AbstractEventLoop:
+        loop = TracingLoop()
+        self.loops.append(loop)
+        return loop
+
+
+async def running_loop_type() -> type:
+    return type(asyncio.get_running_loop())
+
+
+def test_run_with_loop_factory_runs_on_the_factory_loop_and_closes_it() -> None:
+    factory = CountingFactory()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert run_with_loop_factory(current_loop(), loop_factory=factory) is factory.loops[0]
+        assert run_with_loop_factory(running_loop_type(), loop_factory=factory) is TracingLoop
+    assert len(factory.loops) == 2  # one new loop per call
+    assert all(loop.is_closed() for loop in factory.loops)
+
+
+def test_run_with_loop_factory_accepts_a_loop_class() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert run_with_loop_factory(running_loop_type(), loop_factory=TracingLoop) is TracingLoop
+
+
+@pytest.mark.parametrize("debug", [None, True, False])
+@pytest.mark.parametrize("with_factory", [True, False], ids=["factory", "default-loop"])
+def test_run_with_loop_factory_emits_no_warning_at_all(
+    with_factory: bool, debug: Optional[bool]
+) -> None:
+    # "always" records even the warnings that asyncio would log instead of raising.
+    async def main() -> str:
+        await asyncio.sleep(0)
+        return "done"
+
+    factory = TracingLoop if with_factory else None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert run_with_loop_factory(main(), loop_factory=factory, debug=debug) == "done"
+        gc.collect()  # an unclosed loop would warn here
+    assert [str(w.message) for w in caught] == []
+
+
+def test_run_with_loop_factory_without_a_factory_uses_a_default_loop_and_unsets_it() -> None:
+    async def main() -> bool:
+        loop = asyncio.get_running_loop()
+        return isinstance(loop, asyncio.BaseEventLoop) and not isinstance(loop, TracingLoop)
+
+    assert run_with_loop_factory(main()) is True
+    with pytest.raises(RuntimeError, match="There is no current event loop"):
+        asyncio.get_event_loop()  # unset again afterwards, as asyncio.run does
+
+
+def test_run_with_loop_factory_propagates_the_exception_and_closes_the_loop() -> None:
+    factory = CountingFactory()
+
+    async def fail() -> None:
+        await asyncio.sleep(0)
+        raise ValueError("bad input")
+
+    with pytest.raises(ValueError, match="bad input"):
+        run_with_loop_factory(fail(), loop_factory=factory)
+    assert factory.loops[0].is_closed()
+
+
+def test_run_with_loop_factory_cancels_leftover_tasks_and_awaits_their_cleanup() -> None:
+    events: List[str] = []
+    leftovers: List[asyncio.Task[None]] = []
+
+    async def background() -> None:
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            await asyncio.sleep(0)  # cleanup that itself awaits
+            events.append("cleanup finished")
+
+    async def main() -> str:
+        leftovers.append(asyncio.create_task(background()))
+        await asyncio.sleep(0)
+        return "main returned"
+
+    assert run_with_loop_factory(main(), loop_factory=TracingLoop) == "main returned"
+    assert events == ["cleanup finished"]
+    assert leftovers[0].cancelled()
+
+
+@pytest.mark.parametrize("with_factory", [True, False], ids=["factory", "default-loop"])
+def test_run_with_loop_factory_applies_the_debug_flag(with_factory: bool) -> None:
+    async def debug_enabled() -> bool:
+        return asyncio.get_running_loop().get_debug()
+
+    factory = TracingLoop if with_factory else None
+    assert run_with_loop_factory(debug_enabled(), loop_factory=factory, debug=True) is True
+    assert run_with_loop_factory(debug_enabled(), loop_factory=factory, debug=False) is False
+
+
+@pytest.mark.parametrize(
+    "make_bad",
+    [lambda loop: "uvloop", lambda loop: 42, lambda loop: loop],
+    ids=["str", "int", "a-loop-instead-of-its-class"],
+)
+def test_run_with_loop_factory_rejects_a_factory_that_cannot_be_called(
+    make_bad: Callable[[asyncio.AbstractEventLoop], Any],
+) -> None:
+    loop = asyncio.SelectorEventLoop()
+    try:
+        coro = asyncio.sleep(0)
+        with pytest.raises(TypeError, match="loop_factory must be a callable that returns a new"):
+            run_with_loop_factory(coro, loop_factory=make_bad(loop))
+        assert coro.cr_frame is None  # closed: no "never awaited" warning later
+    finally:
+        loop.close()
+
+
+class PolicyLike:
+    """What a policy class looks like to run_with_loop_factory: callable, but no loop."""
+
+    def new_event_loop(self) -> asyncio.AbstractEventLoop:  # pragma: no cover - never called
+        raise AssertionError("not called")
+
+
+@pytest.mark.parametrize("factory", [PolicyLike, lambda: "not a loop"], ids=["policy", "str"])
+def test_run_with_loop_factory_rejects_a_factory_that_returns_no_loop(factory: Any) -> None:
+    coro = asyncio.sleep(0)
+    with pytest.raises(TypeError, match="loop_factory must return a new event loop, but"):
+        run_with_loop_factory(coro, loop_factory=factory)
+    assert coro.cr_frame is None
+
+
+def test_run_with_loop_factory_propagates_an_error_of_the_factory() -> None:
+    def broken_factory() -> asyncio.AbstractEventLoop:
+        raise OSError("too many open files")
+
+    coro = asyncio.sleep(0)
+    with pytest.raises(OSError, match="too many open files"):
+        run_with_loop_factory(coro, loop_factory=broken_factory)
+    assert coro.cr_frame is None
+
+
+def test_run_with_loop_factory_names_the_mistake_of_passing_the_function() -> None:
+    async def main() -> None:
+        pass
+
+    with pytest.raises(TypeError, match=r"needs a coroutine object, got <function .*main.*\(call"):
+        run_with_loop_factory(main, loop_factory=TracingLoop)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("bad", [None, 42, "main()"])
+def test_run_with_loop_factory_rejects_what_is_not_a_coroutine(bad: Any) -> None:
+    with pytest.raises(TypeError, match=re.escape(f"needs a coroutine object, got {bad!r}") + "$"):
+        run_with_loop_factory(bad, loop_factory=TracingLoop)
+
+
+def test_run_with_loop_factory_refuses_to_run_inside_a_running_loop(run_virtual: Runner) -> None:
+    factory = CountingFactory()
+
+    async def main() -> None:
+        coro = asyncio.sleep(0)
+        refused = r"^run_with_loop_factory\(\) cannot be called from a running event loop$"
+        with pytest.raises(RuntimeError, match=refused):
+            run_with_loop_factory(coro, loop_factory=factory)
+        assert coro.cr_frame is None
+
+    run_virtual(main)
+    assert factory.loops == []  # refused before any loop was made
+
+
+@contextlib.contextmanager
+def policy_that_makes_no_loops() -> Iterator[None]:
+    """Install an event loop policy that fails whenever asyncio asks it for a loop."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the policy API, on 3.14+
+
+        class NoLoops(asyncio.DefaultEventLoopPolicy):
+            def new_event_loop(self) -> asyncio.AbstractEventLoop:
+                raise AssertionError("the policy was asked for a new loop")
+
+            def get_event_loop(self) -> asyncio.AbstractEventLoop:
+                raise AssertionError("the policy was asked for the current loop")
+
+        previous = asyncio.get_event_loop_policy()
+        asyncio.set_event_loop_policy(NoLoops())
+    try:
+        yield
+    finally:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            asyncio.set_event_loop_policy(previous)
+
+
+def test_run_with_loop_factory_never_asks_the_policy_when_given_a_factory() -> None:
+    async def main() -> type:
+        assert asyncio.get_event_loop() is asyncio.get_running_loop()
+        return await running_loop_type()
+
+    with policy_that_makes_no_loops():
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert run_with_loop_factory(main(), loop_factory=TracingLoop) is TracingLoop
+        # Without a factory the default loop does come from the policy.
+        coro = main()
+        with pytest.raises(AssertionError, match="the policy was asked for a new loop"):
+            run_with_loop_factory(coro)
+        assert coro.cr_frame is None
+
+
+def test_run_with_loop_factory_in_a_fresh_interpreter_with_warnings_as_errors() -> None:
+    script = "\n".join(
+        [
+            "import asyncio",
+            "from recipes.event_loop import run_with_loop_factory",
+            "class TracingLoop(asyncio.SelectorEventLoop): pass",
+            "async def main():",
+            "    return type(asyncio.get_running_loop()).__name__",
+            "print(run_with_loop_factory(main(), loop_factory=TracingLoop))",
+            "print(run_with_loop_factory(main(), debug=True) != 'TracingLoop')",
+        ]
+    )
+    done = subprocess.run(
+        [sys.executable, "-X", "dev", "-W", "error", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=PROJECT_ROOT,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["TracingLoop", "True"]
+    assert done.stderr == ""
+
+
+# --- the deprecated policy system, as the chapter describes it ----------------------------
+
+
+@pytest.mark.skipif(
+    sys.version_info < (3, 14), reason="the policy deprecation needs Python >= 3.14"
+)
+@pytest.mark.parametrize(
+    "use",
+    [
+        pytest.param(lambda: asyncio.get_event_loop_policy(), id="get_event_loop_policy"),
+        pytest.param(
+            lambda: asyncio.set_event_loop_policy(asyncio.get_event_loop_policy()),
+            id="set_event_loop_policy",
+        ),
+        pytest.param(lambda: asyncio.AbstractEventLoopPolicy, id="AbstractEventLoopPolicy"),
+        pytest.param(lambda: asyncio.DefaultEventLoopPolicy, id="DefaultEventLoopPolicy"),
+        pytest.param(lambda: asyncio.iscoroutinefunction(current_loop), id="iscoroutinefunction"),
+    ],
+)
+def test_the_policy_api_and_iscoroutinefunction_warn_on_314(use: Callable[[], Any]) -> None:
+    with pytest.warns(DeprecationWarning, match="slated for removal in Python 3.16"):
+        use()
+
+
+def test_the_replacements_do_not_warn_on_any_version() -> None:
+    async def probe() -> bool:
+        return asyncio.get_running_loop() is asyncio.get_event_loop()
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert inspect.iscoroutinefunction(current_loop) is True
+        assert inspect.iscoroutinefunction(print) is False
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            assert loop.run_until_complete(probe()) is True
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
+    assert [str(w.message) for w in caught] == []
+
+
+@pytest.mark.skipif(
+    sys.version_info < (3, 14), reason="get_event_loop() raising needs Python >= 3.14"
+)
+def test_get_event_loop_without_a_loop_raises_instead_of_warning_on_314() -> None:
+    script = "\n".join(
+        [
+            "import asyncio",
+            "try:",
+            "    asyncio.get_event_loop()",
+            "except RuntimeError as exc:",
+            "    print('RuntimeError:', exc)",
+        ]
+    )
+    done = _run_script(script)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == (
+        "RuntimeError: There is no current event loop in thread 'MainThread'."
+    )
+
+
+def _pytest_asyncio_version() -> Tuple[int, ...]:
+    from importlib.metadata import version
+
+    return tuple(int(part) for part in version("pytest-asyncio").split(".")[:2])
+
+
+@pytest.mark.skipif(
+    _pytest_asyncio_version() < (1, 4),
+    reason="the pytest_asyncio_loop_factories hook needs pytest-asyncio >= 1.4",
+)
+def test_pytest_asyncio_loop_factories_hook_replaces_the_policy_fixture(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeini(
+        "[pytest]\nfilterwarnings =\n    error\nasyncio_mode = strict\n"
+        "asyncio_default_fixture_loop_scope = function\n"
+    )
+    pytester.makeconftest(
+        """
+        import asyncio
+
+        class TracingLoop(asyncio.SelectorEventLoop):
+            pass
+
+        def pytest_asyncio_loop_factories(config, item):
+            return {"tracing": TracingLoop}
+        """
+    )
+    pytester.makepyfile(
+        """
+        import asyncio
+        import pytest
+
+        @pytest.mark.asyncio
+        async def test_runs_on_the_factory_loop():
+            assert type(asyncio.get_running_loop()).__name__ == "TracingLoop"
+        """
+    )
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-p", "no:looptime_plugin", timeout=120
+    )
+    result.assert_outcomes(passed=1)

@@ -12,7 +12,7 @@ from typing import Any, Awaitable, Callable, Dict, List, Tuple
 
 import pytest
 
-from recipes.tasks import BackgroundTasks
+from recipes.tasks import BackgroundTasks, create_eager_task
 from tests.conftest import loop_errors
 
 Runner = Callable[[Callable[[], Awaitable[Any]]], Any]
@@ -499,3 +499,511 @@ def test_bad_timeouts_are_rejected_before_anything_is_cancelled(
         return closed, task.cancelled()
 
     assert run_virtual(main) == (False, True)
+
+
+# --- eager tasks: what runs when ----------------------------------------------------------
+
+EAGER_TASKS = sys.version_info >= (3, 12)  # create_eager_task() falls back to a lazy task before
+needs_312 = pytest.mark.skipif(
+    not EAGER_TASKS, reason="eager tasks (Task(eager_start=)) need Python >= 3.12"
+)
+needs_314 = pytest.mark.skipif(
+    sys.version_info < (3, 14), reason="create_task(eager_start=) needs Python >= 3.14"
+)
+LAZY_ORDER = ["caller: next line", "task: step 1", "task: step 2"]
+EAGER_ORDER = ["task: step 1", "caller: next line", "task: step 2"]
+
+
+async def two_steps(key: str, log: List[str]) -> str:
+    log.append(f"{key}: step 1")
+    await asyncio.sleep(0)
+    log.append(f"{key}: step 2")
+    return key
+
+
+async def order_of(start: Callable[[Any], asyncio.Task[Any]]) -> List[str]:
+    """The events of a task started by ``start`` and of the caller's next line, in order."""
+    log: List[str] = []
+    task = start(two_steps("task", log))
+    log.append("caller: next line")
+    assert await task == "task"
+    return log
+
+
+def test_a_lazy_task_runs_nothing_before_the_caller_waits(run_virtual: Runner) -> None:
+    async def main() -> List[List[str]]:
+        loop = asyncio.get_running_loop()
+        return [await order_of(asyncio.create_task), await order_of(loop.create_task)]
+
+    assert run_virtual(main) == [LAZY_ORDER, LAZY_ORDER]
+
+
+@needs_314
+@pytest.mark.parametrize("via", ["asyncio.create_task", "loop.create_task"])
+def test_eager_start_runs_the_first_step_before_create_task_returns(
+    run_virtual: Runner, via: str
+) -> None:
+    async def main() -> Tuple[List[str], List[str]]:
+        loop = asyncio.get_running_loop()
+        create = asyncio.create_task if via == "asyncio.create_task" else loop.create_task
+        eager = await order_of(lambda coro: create(coro, eager_start=True))
+        lazy = await order_of(lambda coro: create(coro, eager_start=False))
+        return eager, lazy
+
+    assert run_virtual(main) == (EAGER_ORDER, LAZY_ORDER)
+
+
+@needs_312
+def test_the_task_constructor_takes_eager_start_since_312(run_virtual: Runner) -> None:
+    async def main() -> List[str]:
+        loop = asyncio.get_running_loop()
+        return await order_of(
+            lambda coro: asyncio.Task(coro, loop=loop, eager_start=True)  # type: ignore[call-arg]
+        )
+
+    assert run_virtual(main) == EAGER_ORDER
+
+
+@needs_312
+def test_the_eager_task_factory_makes_every_task_eager(run_virtual: Runner) -> None:
+    async def main() -> List[str]:
+        loop = asyncio.get_running_loop()
+        loop.set_task_factory(asyncio.eager_task_factory)  # type: ignore[attr-defined]
+        try:
+            return await order_of(asyncio.create_task)
+        finally:
+            loop.set_task_factory(None)
+
+    assert run_virtual(main) == EAGER_ORDER
+
+
+@needs_314
+def test_eager_start_false_exempts_one_task_from_the_eager_factory(run_virtual: Runner) -> None:
+    async def main() -> Tuple[List[str], List[str]]:
+        loop = asyncio.get_running_loop()
+        loop.set_task_factory(asyncio.eager_task_factory)
+        try:
+            exempt = await order_of(lambda coro: asyncio.create_task(coro, eager_start=False))
+            default = await order_of(asyncio.create_task)
+        finally:
+            loop.set_task_factory(None)
+        return exempt, default
+
+    assert run_virtual(main) == (LAZY_ORDER, EAGER_ORDER)
+
+
+@needs_314
+def test_an_eager_task_overtakes_lazy_tasks_started_before_it(run_virtual: Runner) -> None:
+    async def main() -> List[str]:
+        log: List[str] = []
+        first = asyncio.create_task(two_steps("lazy", log))
+        second = asyncio.create_task(two_steps("eager", log), eager_start=True)
+        log.append("caller: next line")
+        await asyncio.gather(first, second)
+        return log
+
+    assert run_virtual(main) == [
+        "eager: step 1",
+        "caller: next line",
+        "lazy: step 1",
+        "eager: step 2",
+        "lazy: step 2",
+    ]
+
+
+# --- create_eager_task() on every version ---------------------------------------------------
+
+
+def test_create_eager_task_is_eager_where_python_can_and_lazy_before_312(
+    run_virtual: Runner,
+) -> None:
+    assert run_virtual(lambda: order_of(create_eager_task)) == (
+        EAGER_ORDER if EAGER_TASKS else LAZY_ORDER
+    )
+
+
+def test_create_eager_task_names_the_task_and_returns_its_result(run_virtual: Runner) -> None:
+    async def main() -> Tuple[str, str, str]:
+        named = create_eager_task(asyncio.sleep(0.1, result="slept"), name="napper")
+        anonymous = create_eager_task(asyncio.sleep(0, result="quick"))
+        return named.get_name(), await named, await anonymous
+
+    assert run_virtual(main) == ("napper", "slept", "quick")
+
+
+def test_create_eager_task_runs_in_the_given_context_and_never_in_the_callers(
+    run_virtual: Runner,
+) -> None:
+    request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+
+    async def read_then_write(value: str) -> str:
+        seen = request_id.get()
+        request_id.set(value)  # in the eager step: must not leak into the caller
+        await asyncio.sleep(0)
+        return seen
+
+    async def main() -> Tuple[str, str, str]:
+        context = contextvars.copy_context()
+        context.run(request_id.set, "r-1")
+        given = await create_eager_task(read_then_write("from given"), context=context)
+        copied = await create_eager_task(read_then_write("from copy"))
+        return given, copied, request_id.get()
+
+    assert run_virtual(main) == ("r-1", "-", "-")
+
+
+@needs_312
+def test_the_eager_step_runs_as_the_new_task(run_virtual: Runner) -> None:
+    async def whoami() -> Any:
+        return asyncio.current_task()
+
+    async def main() -> Tuple[bool, bool]:
+        caller = asyncio.current_task()
+        task = create_eager_task(whoami())
+        return task.result() is task, asyncio.current_task() is caller
+
+    assert run_virtual(main) == (True, True)
+
+
+@needs_312
+def test_a_task_that_finishes_eagerly_is_done_at_once_and_never_scheduled(
+    run_virtual: Runner,
+) -> None:
+    async def cached(key: str) -> str:
+        return key.upper()
+
+    async def main() -> Tuple[bool, str, bool, List[str]]:
+        calls: List[str] = []
+        task = create_eager_task(cached("a"), name="hit")
+        listed = task in asyncio.all_tasks()
+        task.add_done_callback(lambda t: calls.append(t.get_name()))
+        before = list(calls)  # callbacks of a done task still go through the loop
+        await asyncio.sleep(0)
+        assert before == []
+        return task.done(), task.result(), listed, calls
+
+    assert run_virtual(main) == (True, "A", False, ["hit"])
+
+
+@pytest.mark.skipif(
+    sys.version_info < (3, 13),
+    reason="get_coro() of an eagerly finished task crashes early 3.12 releases (gh-122332)",
+)
+def test_get_coro_of_a_task_that_finished_eagerly_is_none(run_virtual: Runner) -> None:
+    async def cached() -> str:
+        return "hit"
+
+    async def main() -> Tuple[Any, Any]:
+        finished = create_eager_task(cached())
+        waiting = create_eager_task(asyncio.sleep(0.1))
+        coros = finished.get_coro(), waiting.get_coro()
+        await waiting
+        return coros
+
+    finished, waiting = run_virtual(main)
+    assert finished is None
+    assert inspect.iscoroutine(waiting)
+
+
+@needs_312
+def test_an_exception_in_the_eager_step_stays_in_the_task(run_virtual: Runner) -> None:
+    async def broken() -> None:
+        raise LookupError("no such key")
+
+    async def main() -> Tuple[bool, str, List[Dict[str, Any]]]:
+        with loop_errors() as errors:
+            task = create_eager_task(broken())  # does not raise
+            done = task.done()
+            message = str(task.exception())  # readable before anything awaited
+            with pytest.raises(LookupError, match="no such key"):
+                await task
+            del task
+        return done, message, errors
+
+    # errors == []: read, so no "Task exception was never retrieved"
+    assert run_virtual(main) == (True, "no such key", [])
+
+
+@needs_312
+def test_an_unread_eager_failure_is_reported_as_never_retrieved(run_virtual: Runner) -> None:
+    async def broken() -> None:
+        raise LookupError("lost")
+
+    async def main() -> List[str]:
+        with loop_errors() as errors:
+            create_eager_task(broken())
+        return [context["message"] for context in errors]
+
+    assert run_virtual(main) == ["Task exception was never retrieved"]
+
+
+@needs_312
+def test_system_exit_in_the_eager_step_escapes_from_create_eager_task(
+    run_virtual: Runner,
+) -> None:
+    async def quit_now() -> None:
+        raise SystemExit(3)
+
+    async def main() -> Tuple[Any, bool]:
+        caller = asyncio.current_task()
+        with loop_errors():  # the task object is lost with the exception
+            with pytest.raises(SystemExit) as info:
+                create_eager_task(quit_now())
+        return info.value.code, asyncio.current_task() is caller
+
+    assert run_virtual(main) == (3, True)
+
+
+@needs_312
+def test_awaiting_tasks_that_finish_eagerly_never_yields_to_the_loop(
+    run_virtual: Runner,
+) -> None:
+    async def cached(n: int) -> int:
+        return n
+
+    async def main() -> Tuple[int, int]:
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0)
+
+        background = asyncio.create_task(ticker())
+        await asyncio.sleep(0)  # the ticker has started
+        start = ticks
+        for n in range(100):
+            await create_eager_task(cached(n))  # each one is done already
+        starved = ticks - start
+        for n in range(100):
+            await asyncio.create_task(cached(n))  # each lazy one gives the loop a turn
+        served = ticks - start - starved
+        background.cancel()
+        await asyncio.gather(background, return_exceptions=True)
+        return starved, served
+
+    starved, served = run_virtual(main)
+    assert starved == 0
+    assert served >= 100
+
+
+@needs_312
+def test_state_set_up_after_starting_an_eager_task_is_missing_in_its_first_step(
+    run_virtual: Runner,
+) -> None:
+    class Counter:
+        def __init__(self, start: Callable[[Any], asyncio.Task[None]]) -> None:
+            self.task = start(self.count())
+            self.ticks = 0  # the pitfall: set up after the task has started
+
+        async def count(self) -> None:
+            self.ticks += 1
+
+    async def main() -> Tuple[int, str]:
+        lazy = Counter(asyncio.create_task)
+        await lazy.task
+        eager = Counter(create_eager_task)
+        error = eager.task.exception()
+        return lazy.ticks, repr(error)
+
+    ticks, error = run_virtual(main)
+    assert ticks == 1
+    assert error == "AttributeError(\"'Counter' object has no attribute 'ticks'\")"
+
+
+@needs_312
+def test_a_temporary_eager_factory_also_makes_nested_tasks_eager_but_the_helper_does_not(
+    run_virtual: Runner,
+) -> None:
+    async def parent(log: List[str]) -> None:
+        child = asyncio.create_task(two_steps("child", log))  # before parent's first wait
+        log.append("parent: child started")
+        await child
+
+    def swap_factory(coro: Any) -> asyncio.Task[Any]:
+        loop = asyncio.get_running_loop()
+        loop.set_task_factory(asyncio.eager_task_factory)  # type: ignore[attr-defined]
+        try:
+            return asyncio.create_task(coro)
+        finally:
+            loop.set_task_factory(None)
+
+    async def main() -> Tuple[List[str], List[str]]:
+        swapped: List[str] = []
+        await swap_factory(parent(swapped))
+        helper: List[str] = []
+        await create_eager_task(parent(helper))
+        return swapped, helper
+
+    swapped, helper = run_virtual(main)
+    assert swapped[:2] == ["child: step 1", "parent: child started"]  # the child went eager too
+    assert helper[:2] == ["parent: child started", "child: step 1"]  # the child stayed lazy
+
+
+def test_create_eager_task_lets_an_installed_task_factory_make_the_task(
+    run_virtual: Runner,
+) -> None:
+    made: List[Dict[str, Any]] = []
+
+    def recording_factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> Any:
+        made.append(dict(kwargs))
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    async def main() -> List[str]:
+        loop = asyncio.get_running_loop()
+        loop.set_task_factory(recording_factory)
+        try:
+            return await order_of(lambda coro: create_eager_task(coro, name="made"))
+        finally:
+            loop.set_task_factory(None)
+
+    order = run_virtual(main)
+    assert len(made) == 1
+    if sys.version_info >= (3, 14):  # the factory gets eager_start=True and passes it on
+        assert made[0]["eager_start"] is True and made[0]["name"] == "made"
+        assert order == EAGER_ORDER
+    else:  # the factory decides; this one makes ordinary tasks
+        assert "eager_start" not in made[0]
+        assert order == LAZY_ORDER
+
+
+@needs_314
+def test_a_factory_that_does_not_pass_on_keywords_fails_and_the_coroutine_is_closed(
+    run_virtual: Runner,
+) -> None:
+    def old_style_factory(
+        loop: asyncio.AbstractEventLoop, coro: Any, *, name: Any = None, context: Any = None
+    ) -> Any:
+        return asyncio.Task(coro, loop=loop, name=name, context=context)
+
+    async def main() -> str:
+        loop = asyncio.get_running_loop()
+        loop.set_task_factory(old_style_factory)
+        coro = asyncio.sleep(1)
+        try:
+            with pytest.raises(TypeError, match="eager_start"):
+                create_eager_task(coro)
+        finally:
+            loop.set_task_factory(None)
+        return inspect.getcoroutinestate(coro)
+
+    assert run_virtual(main) == inspect.CORO_CLOSED
+
+
+# --- eager tasks in a TaskGroup (3.14+) ------------------------------------------------------
+
+
+@needs_314
+def test_task_group_create_task_takes_eager_start(run_virtual: Runner) -> None:
+    async def cached(key: str) -> str:
+        return key.upper()
+
+    async def main() -> Tuple[List[str], bool, str]:
+        log: List[str] = []
+        async with asyncio.TaskGroup() as group:
+            for key in ("a", "b"):
+                group.create_task(two_steps(key, log), eager_start=True)
+            hit = group.create_task(cached("c"), eager_start=True)
+            hit_done = hit.done()
+            log.append("caller: next line")
+        return log, hit_done, hit.result()
+
+    assert run_virtual(main) == (
+        ["a: step 1", "b: step 1", "caller: next line", "a: step 2", "b: step 2"],
+        True,
+        "C",
+    )
+
+
+@needs_314
+def test_an_eager_failure_in_a_task_group_cancels_the_others_when_the_loop_runs(
+    run_virtual: Runner,
+) -> None:
+    async def broken() -> None:
+        raise ValueError("eager failure")
+
+    async def main() -> List[str]:
+        log: List[str] = []
+
+        async def sibling() -> None:
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                log.append("sibling cancelled")
+                raise
+
+        with pytest.raises(ExceptionGroup) as info:  # noqa: F821 - a builtin since 3.11
+            async with asyncio.TaskGroup() as group:
+                group.create_task(sibling())
+                failed = group.create_task(broken(), eager_start=True)
+                log.append(f"body goes on: failed={failed.done()}")
+                await asyncio.sleep(0)
+                log.append("never reached")
+        log.append(f"group raised {info.value.exceptions!r}")
+        return log
+
+    assert run_virtual(main) == [
+        "body goes on: failed=True",
+        "sibling cancelled",
+        "group raised (ValueError('eager failure'),)",
+    ]
+
+
+# --- create_eager_task(): bad input ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (two_steps, "expects a coroutine object, got <function two_steps .*forget the paren"),
+        (None, "expects a coroutine object, got None$"),
+        ("work", "expects a coroutine object, got 'work'$"),
+    ],
+    ids=["function", "None", "str"],
+)
+def test_create_eager_task_rejects_non_coroutines(
+    run_virtual: Runner, bad: Any, match: str
+) -> None:
+    async def main() -> List[Any]:
+        with pytest.raises(TypeError, match=match):
+            create_eager_task(bad)
+        return others()
+
+    assert run_virtual(main) == []
+
+
+def test_create_eager_task_rejects_a_future_and_a_task(run_virtual: Runner) -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        task = loop.create_task(asyncio.sleep(0))
+        for awaitable in (future, task):
+            with pytest.raises(TypeError, match="expects a coroutine object, got <"):
+                create_eager_task(awaitable)  # type: ignore[arg-type]
+        await task
+
+    run_virtual(main)
+
+
+def test_create_eager_task_with_a_bad_context_closes_the_coroutine_and_keeps_the_loop_sane(
+    run_virtual: Runner,
+) -> None:
+    async def main() -> Tuple[str, bool, str]:
+        caller = asyncio.current_task()
+        coro = two_steps("never", [])
+        expected = r"context must be a contextvars\.Context or None, not 'not a context'"
+        with pytest.raises(TypeError, match=expected):
+            create_eager_task(coro, context="not a context")  # type: ignore[arg-type]
+        await asyncio.sleep(0)  # the loop still switches tasks
+        follow_up = await create_eager_task(asyncio.sleep(0, result="still works"))
+        return inspect.getcoroutinestate(coro), asyncio.current_task() is caller, follow_up
+
+    assert run_virtual(main) == (inspect.CORO_CLOSED, True, "still works")
+
+
+def test_create_eager_task_without_a_running_loop_closes_the_coroutine() -> None:
+    coro = asyncio.sleep(1)
+    with pytest.raises(RuntimeError, match="no running event loop"):
+        create_eager_task(coro)
+    assert inspect.getcoroutinestate(coro) == inspect.CORO_CLOSED
