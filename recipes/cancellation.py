@@ -275,7 +275,9 @@ protects the inner coroutine, but the *outer* await still raises at once, so the
 finishes while the cleanup runs on unobserved – its errors are lost, and if the loop
 closes first it is destroyed pending.  :func:`shielded_cleanup` shields the cleanup
 *and* waits for it to finish (within a time limit) before letting the cancellation go
-on:
+on.  If the cleanup outlives that limit, it is cancelled and awaited, and the task
+still ends *cancelled*: the time-out is logged and chained to the
+:exc:`asyncio.CancelledError`, never raised in its place:
 
 >>> async def handler(name):
 ...     try:
@@ -294,6 +296,16 @@ conn-2 closed cleanly
 (...)
 >>> task.cancelled()
 True
+
+.. important::
+
+   An exception raised in a ``finally`` block *replaces* the one on its way up.  A
+   goodbye that raises ``TimeoutError`` or ``ConnectionError`` while the task is
+   being cancelled therefore turns the cancellation into an ordinary error: the task
+   ends failed instead of cancelled, and an ``except Exception:`` reconnect loop
+   further up catches it and serves on, as if nobody had asked it to stop.  A cleanup
+   helper must let the cancellation win; :func:`shielded_cleanup` does, and its
+   reference below says exactly when it counts a task as being cancelled.
 
 Shutting down on SIGINT and SIGTERM
 -----------------------------------
@@ -324,8 +336,12 @@ itself a SIGTERM.
    :func:`asyncio.run` and :class:`asyncio.Runner` handle SIGINT themselves: the first
    Ctrl+C cancels the main task (so its ``finally`` blocks run) and
    :exc:`KeyboardInterrupt` is raised once it has finished.  SIGTERM still needs a
-   handler, and on 3.8–3.10 so does SIGINT.  :func:`stop_on_signals` restores whatever
-   handler was there before when its block exits.
+   handler, and on 3.8–3.10 so does SIGINT.  When its block exits,
+   :func:`stop_on_signals` puts back what handled each signal before: the SIGINT
+   handler of :func:`asyncio.run`, a plain :func:`signal.signal` handler, or a
+   callback a framework (aiohttp's ``run_app``, uvicorn) or an outer
+   :func:`stop_on_signals` added with ``loop.add_signal_handler`` – see its
+   reference for the one limit.
 
 .. important::
 
@@ -366,13 +382,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import logging
 import signal
 import sys
-from typing import Any, Awaitable, Dict, Iterator, List, Optional, TypeVar
+from typing import Any, Awaitable, Dict, Iterator, List, Optional, Tuple, TypeVar
 
 __all__ = ["cancel_and_wait", "shielded_cleanup", "stop_on_signals"]
 
 T = TypeVar("T")
+_logger = logging.getLogger(__name__)
 
 
 async def cancel_and_wait(
@@ -427,8 +445,9 @@ async def cancel_and_wait(
     timed out after 0.5 s; done: True
 
     To bound the wait, pass *timeout*: after that many seconds
-    :exc:`asyncio.TimeoutError` is raised, and tasks that ignored their cancellation
-    are still running (you hold the references; log them).  *msg* is passed to
+    :exc:`asyncio.TimeoutError` is raised – or :exc:`asyncio.CancelledError`, if the
+    caller was cancelled meanwhile – and tasks that ignored their cancellation are
+    still running (you hold the references; log them).  *msg* is passed to
     :meth:`asyncio.Task.cancel` on Python 3.9+ and ignored on 3.8.
 
     Arguments are checked before anything is cancelled: a coroutine instead of a task
@@ -500,9 +519,10 @@ async def shielded_cleanup(cleanup: Awaitable[T], *, timeout: Optional[float]) -
     42
 
     *cleanup* is an awaitable (``conn.close()``, not ``conn.close``) and runs in a task
-    of its own.  If the caller is cancelled while it runs, the cleanup carries on; once
-    it has finished, :exc:`asyncio.CancelledError` is raised so the cancellation is not
-    lost (an error from the cleanup is then chained as its ``__context__``):
+    of its own.  A ``cancel()`` that arrives while it runs does not interrupt it: the
+    cleanup carries on, and once it has finished :exc:`asyncio.CancelledError` is
+    raised, so the cancellation is delayed, never lost (the rest of the ``finally``
+    block is skipped, as with any exception):
 
     >>> async def caller():
     ...     try:
@@ -524,8 +544,10 @@ async def shielded_cleanup(cleanup: Awaitable[T], *, timeout: Optional[float]) -
 
     *timeout* (seconds, or ``None`` for no limit – a deliberate choice, so it is
     required) bounds the cleanup, so a hung peer cannot hang the shutdown.  When it
-    expires, the cleanup is cancelled and waited for, and :exc:`asyncio.TimeoutError`
-    is raised (or :exc:`asyncio.CancelledError`, if the caller was cancelled):
+    expires, the cleanup is cancelled and *awaited* – it is never left running, and
+    more ``cancel()`` calls meanwhile do not cut that wait short either.  What is
+    raised then depends on why the cleanup ran.  Without a cancellation the caller
+    gets :exc:`asyncio.TimeoutError` (or the cleanup's own error, if it failed):
 
     >>> async def hung_goodbye():
     ...     await asyncio.sleep(3600)
@@ -534,6 +556,45 @@ async def shielded_cleanup(cleanup: Awaitable[T], *, timeout: Optional[float]) -
     ... except asyncio.TimeoutError as exc:
     ...     print(exc)
     cleanup did not finish within 0.3 s
+
+    In a ``finally`` block that error replaces the exception that was on its way up,
+    as any error raised in ``finally`` does (that one becomes its ``__context__``).
+
+    If the task is being cancelled, the cancellation wins: a cleanup that times out
+    or fails does not turn the cancelled task into a failed one – which an ``except
+    Exception:`` retry loop further up would catch and carry on.  The
+    :exc:`asyncio.CancelledError` that started the cleanup is re-raised, the
+    cleanup's error as its ``__cause__``, and the error is logged (with its traceback)
+    to the ``recipes.cancellation`` logger, because whoever awaits a cancelled task
+    never sees it:
+
+    >>> async def serve_forever():
+    ...     while True:
+    ...         try:
+    ...             try:
+    ...                 await asyncio.sleep(3600)  # serve one connection
+    ...             finally:
+    ...                 await shielded_cleanup(hung_goodbye(), timeout=0.3)
+    ...         except Exception:
+    ...             print("reconnecting")  # never reached by a cancellation
+    >>> task = asyncio.create_task(serve_forever())
+    >>> await asyncio.sleep(0.1)
+    >>> task.cancel()
+    True
+    >>> await asyncio.wait([task])
+    (...)
+    >>> task.cancelled()
+    True
+
+    "Being cancelled" means: a :exc:`asyncio.CancelledError` is being handled where
+    :func:`shielded_cleanup` is called (the ``finally`` block or ``__aexit__`` that
+    the cancellation is running), a ``cancel()`` arrived while it waited, or – on
+    3.11+ – :meth:`asyncio.Task.cancelling` of the calling task is not zero.  On
+    3.8–3.10 a call from an ``except`` block for *another* error, nested in such a
+    ``finally``, cannot tell, and its timeout goes on as :exc:`asyncio.TimeoutError`.
+    :func:`shielded_cleanup` never calls :meth:`asyncio.Task.uncancel`, so on 3.11+
+    the count of cancellation requests stays what the callers made it, and an
+    enclosing :func:`asyncio.timeout` still recognises its own cancellation.
     """
     if not inspect.isawaitable(cleanup):
         hint = " (call it: conn.close(), not conn.close)" if callable(cleanup) else ""
@@ -544,33 +605,57 @@ async def shielded_cleanup(cleanup: Awaitable[T], *, timeout: Optional[float]) -
         if inspect.iscoroutine(cleanup):
             cleanup.close()
         raise ValueError(f"timeout must be > 0 or None, got {timeout!r}")
+    # The cancellation this cleanup may be running for: the CancelledError being handled
+    # by the finally block or __aexit__ that called us (read before the first await).
+    handling = sys.exc_info()[1]
+    original = handling if isinstance(handling, asyncio.CancelledError) else None
     loop = asyncio.get_running_loop()
     deadline = None if timeout is None else loop.time() + timeout
     task = asyncio.ensure_future(cleanup)
     interrupted: Optional[asyncio.CancelledError] = None
+    timed_out = False
     while not task.done():
-        remaining = None if deadline is None else deadline - loop.time()
+        remaining = None if deadline is None or timed_out else deadline - loop.time()
         if remaining is not None and remaining <= 0:
-            break
+            timed_out = True
+            task.cancel()  # then wait, without a limit, until it has unwound
+            continue
         try:
             await asyncio.wait([task], timeout=remaining)
         except asyncio.CancelledError as exc:
-            interrupted = exc  # keep waiting; pass it on afterwards
-    if not task.done():
+            interrupted = interrupted or exc  # keep waiting; pass it on afterwards
+    error: Optional[BaseException] = None
+    if timed_out and task.cancelled():
+        error = asyncio.TimeoutError(f"cleanup did not finish within {timeout} s")
+    elif task.cancelled() or task.exception() is not None:
         try:
-            await cancel_and_wait(task)
-        except asyncio.CancelledError as exc:
-            interrupted = exc
-        if interrupted is not None:
-            raise interrupted
-        raise asyncio.TimeoutError(f"cleanup did not finish within {timeout} s")
+            task.result()  # retrieve it, so asyncio does not report it again
+        except BaseException as exc:
+            error = exc
+    cancellation = original or interrupted
+    if cancellation is None and _cancelling():
+        cancellation = asyncio.CancelledError()
+    if cancellation is None:
+        if error is not None:
+            raise error
+        return task.result()
+    if error is not None:
+        _logger.error(
+            "cleanup failed while its task was being cancelled; the cancellation goes on",
+            exc_info=error,
+        )
+        raise cancellation from error
     if interrupted is not None:
-        try:
-            task.result()
-        except BaseException:
-            raise interrupted  # the cleanup's own error becomes its __context__
-        raise interrupted
-    return task.result()
+        raise cancellation
+    return task.result()  # the cancellation in progress goes on when the caller's block ends
+
+
+def _cancelling() -> bool:
+    """Whether the current task has cancellation requests pending (3.11+; else False)."""
+    if sys.version_info < (3, 11):
+        return False
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 @contextlib.contextmanager
@@ -586,8 +671,24 @@ def stop_on_signals(*signals: int) -> Iterator[asyncio.Event]:
     The handlers run inside the event loop (through
     :meth:`asyncio.loop.add_signal_handler`), so the code waiting on the event decides
     how to stop – typically :func:`cancel_and_wait` on its workers.  When the block
-    exits, the handlers are removed and the ones that were installed before are put
-    back (including the SIGINT handler of :func:`asyncio.run` on 3.11+):
+    exits, what handled each signal before is put back: a plain handler installed with
+    :func:`signal.signal` (including the SIGINT handler of :func:`asyncio.run` on
+    3.11+), the default, or a callback added earlier with ``add_signal_handler`` – by
+    an outer :func:`stop_on_signals`, or by a framework such as aiohttp's ``run_app``
+    or uvicorn:
+
+    >>> loop = asyncio.get_running_loop()
+    >>> loop.add_signal_handler(signal.SIGUSR2, print, "framework handler")
+    >>> with stop_on_signals(signal.SIGUSR2) as stop:
+    ...     os.kill(os.getpid(), signal.SIGUSR2)  # the innermost handler runs
+    ...     await asyncio.wait_for(stop.wait(), timeout=1)
+    True
+    >>> os.kill(os.getpid(), signal.SIGUSR2); await asyncio.sleep(0.1)
+    framework handler
+    >>> loop.remove_signal_handler(signal.SIGUSR2)
+    True
+
+    A plain handler is back in :func:`signal.getsignal` too:
 
     >>> before = signal.getsignal(signal.SIGUSR1)
     >>> with stop_on_signals(signal.SIGUSR1):
@@ -596,22 +697,46 @@ def stop_on_signals(*signals: int) -> Iterator[asyncio.Event]:
     >>> signal.getsignal(signal.SIGUSR1) is before
     True
 
-    Unix only, main thread only, and inside a running event loop: Windows loops raise
-    :exc:`NotImplementedError`, other threads :exc:`RuntimeError`.  A signal that
-    cannot be caught (``SIGKILL``) raises :exc:`RuntimeError` before the block is
-    entered, with the handlers installed so far removed again.
+    Blocks nest: inside both, the inner one gets the signal; after it exits, the outer
+    one does.  What is put back is what was there when the block was *entered*; a
+    handler that code inside the block installs for the same signal is replaced.
+
+    Limits.  asyncio has no public way to ask a loop which callback it runs for a
+    signal, so the callback added earlier is read from the loop's private
+    ``_signal_handlers`` dictionary (unchanged from 3.8 to 3.15).  A loop without it –
+    uvloop keeps that table out of Python's reach – cannot show that callback: there,
+    only a plain :func:`signal.signal` handler is put back, and a callback the loop
+    ran before the block is lost.  Unix only, main thread only, and inside a running
+    event loop: Windows loops raise :exc:`NotImplementedError`, other threads
+    :exc:`RuntimeError`.  A signal that cannot be caught (``SIGKILL``) raises
+    :exc:`RuntimeError` before the block is entered, with the handlers installed so
+    far removed again.
     """
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    previous: Dict[int, Any] = {}
+    # signal -> (the Python-level handler, the loop's callback handle or None) before us
+    previous: Dict[int, Tuple[Any, Optional[asyncio.Handle]]] = {}
     try:
-        for signum in signals or (signal.SIGINT, signal.SIGTERM):
-            before = signal.getsignal(signum)
+        for signum in dict.fromkeys(signals or (signal.SIGINT, signal.SIGTERM)):
+            before = (signal.getsignal(signum), _loop_signal_handlers(loop).get(signum))
             loop.add_signal_handler(signum, stop.set)
             previous[signum] = before
         yield stop
     finally:
-        for signum, before in previous.items():
+        for signum, (before, handle) in previous.items():
+            if handle is not None:
+                # The loop ran a callback for this signal before us.  Registering again
+                # redoes the OS-level setup (in case the block removed it); then the
+                # earlier callback's handle goes back in place of ours, as it was.
+                loop.add_signal_handler(signum, stop.set)
+                _loop_signal_handlers(loop)[signum] = handle
+                continue
             loop.remove_signal_handler(signum)
             if before is not None:
                 signal.signal(signum, before)
+
+
+def _loop_signal_handlers(loop: asyncio.AbstractEventLoop) -> Dict[int, asyncio.Handle]:
+    """The loop's own table of signal callbacks (private; an empty dict if it has none)."""
+    handlers = getattr(loop, "_signal_handlers", None)
+    return handlers if isinstance(handlers, dict) else {}

@@ -156,7 +156,10 @@ a task group or a shutdown cancelling again – interrupts the cleanup half-way.
 ``asyncio.shield(cleanup())`` keeps the cleanup running, but the shielded ``await``
 still raises at once, so the task finishes while the cleanup is still in progress.
 :func:`shielded_cleanup` finishes the cleanup first (within a time limit) and
-re-raises the cancellation afterwards; :func:`async_closing` uses it.
+re-raises the cancellation afterwards; :func:`async_closing` uses it.  A cleanup that
+outlives its limit is cancelled and awaited, and the task still ends *cancelled*: the
+failure is logged and chained as ``__cause__``, never raised in place of the
+cancellation.
 
 >>> async def close_connection():
 ...     await asyncio.sleep(0.5)
@@ -179,6 +182,16 @@ re-raises the cancellation afterwards; :func:`async_closing` uses it.
 ...     asyncio.create_task(handler(lambda aw: shielded_cleanup(aw, timeout=5)))
 ... )
 connection closed
+
+.. important::
+
+   An exception raised in a ``finally`` block or ``__aexit__`` *replaces* the one
+   that was on its way up.  A cleanup that raises ``TimeoutError`` or
+   ``ConnectionError`` while a task is being cancelled turns the cancellation into
+   an ordinary error: the task ends failed, not cancelled, and an ``except
+   Exception:`` retry loop further up catches it and carries on as if nothing had
+   asked it to stop.  Cleanup helpers must let the cancellation win, as
+   :func:`shielded_cleanup` does.
 
 Optional context managers and decorators
 ----------------------------------------
@@ -343,6 +356,8 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
+import sys
 from contextlib import AsyncExitStack, asynccontextmanager
 from types import TracebackType
 from typing import (
@@ -370,6 +385,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+_logger = logging.getLogger(__name__)
 
 
 class Timer:
@@ -541,9 +557,10 @@ async def shielded_cleanup(cleanup: Awaitable[T], *, timeout: float) -> T:
     flushed
     3
 
-    If the task is cancelled while the cleanup runs, the cleanup still finishes and
-    *then* :exc:`asyncio.CancelledError` is raised (the cleanup's result is dropped),
-    so the cancellation is delayed, never lost:
+    A ``cancel()`` that arrives while the cleanup runs does not interrupt it: the
+    cleanup still finishes and *then* :exc:`asyncio.CancelledError` is raised (the
+    cleanup's result is dropped, the rest of the ``finally`` block skipped), so the
+    cancellation is delayed, never lost:
 
     >>> async def worker():
     ...     try:
@@ -562,14 +579,46 @@ async def shielded_cleanup(cleanup: Awaitable[T], *, timeout: float) -> T:
     >>> task.cancelled()
     True
 
-    A cleanup that takes longer than ``timeout`` seconds is cancelled and
-    ``asyncio.TimeoutError`` is raised (or the pending cancellation, if there was
-    one): a hung close must not hang the shutdown with it.
+    A cleanup that takes longer than ``timeout`` seconds is cancelled and awaited –
+    never left running, however many ``cancel()`` calls arrive meanwhile: a hung
+    close must not hang the shutdown, nor outlive it.  Without a cancellation the
+    caller then gets ``asyncio.TimeoutError`` (or the cleanup's own error, if it
+    fails); raised in a ``finally`` block, it replaces the exception that was on its
+    way up, which becomes its ``__context__``:
 
     >>> await shielded_cleanup(asyncio.sleep(9), timeout=0.5)  # doctest: +IGNORE_EXCEPTION_DETAIL
     Traceback (most recent call last):
       ...
     TimeoutError: cleanup did not finish within 0.5 seconds
+
+    When the task is being cancelled, the cancellation wins: a cleanup that times out
+    or fails does not turn a cancelled task into a failed one (which an ``except
+    Exception:`` retry loop would catch and carry on).  The
+    :exc:`asyncio.CancelledError` that started the cleanup is re-raised with the
+    cleanup's error as its ``__cause__``, and the error is logged with its traceback
+    to the ``recipes.context_managers`` logger, since nobody awaiting the cancelled
+    task can see it:
+
+    >>> async def worker():
+    ...     try:
+    ...         await asyncio.sleep(3600)
+    ...     finally:
+    ...         await shielded_cleanup(asyncio.sleep(9), timeout=0.5)
+    >>> task = asyncio.create_task(worker())
+    >>> await asyncio.sleep(0.1)
+    >>> task.cancel()
+    True
+    >>> _ = await asyncio.wait({task})
+    >>> task.cancelled()
+    True
+
+    The task counts as being cancelled when a :exc:`asyncio.CancelledError` is being
+    handled where ``shielded_cleanup`` is called (the ``finally`` block or
+    ``__aexit__`` it triggered), when a ``cancel()`` arrives during the wait, or, on
+    3.11+, while ``asyncio.current_task().cancelling()`` is not zero.  (So on 3.8–3.10
+    a call from an ``except`` block for another error inside such a ``finally``
+    raises ``TimeoutError``.)  It never calls ``uncancel()``: the 3.11+ count of
+    cancellation requests is left as the cancellers made it.
     """
     try:
         _check_timeout(timeout)
@@ -577,10 +626,14 @@ async def shielded_cleanup(cleanup: Awaitable[T], *, timeout: float) -> T:
         if inspect.iscoroutine(cleanup):
             cleanup.close()  # no "coroutine ... was never awaited" on top of the error
         raise
+    # The CancelledError that the calling finally/__aexit__ is handling, if any;
+    # read before the first await.
+    handling = sys.exc_info()[1]
+    original = handling if isinstance(handling, asyncio.CancelledError) else None
     loop = asyncio.get_running_loop()
     task = asyncio.ensure_future(cleanup)
     deadline = loop.time() + timeout
-    interrupted = False
+    interrupted: Optional[asyncio.CancelledError] = None
     timed_out = False
     while not task.done():
         remaining: Optional[float] = None  # after a timeout: wait for the cleanup to unwind
@@ -592,14 +645,40 @@ async def shielded_cleanup(cleanup: Awaitable[T], *, timeout: float) -> T:
                 remaining = None
         try:
             await asyncio.wait({task}, timeout=remaining)
-        except asyncio.CancelledError:
-            interrupted = True
-    if interrupted:
-        error = None if task.cancelled() else task.exception()
-        raise asyncio.CancelledError from error
+        except asyncio.CancelledError as exc:
+            interrupted = interrupted or exc
+    error: Optional[BaseException] = None
     if timed_out and task.cancelled():
-        raise asyncio.TimeoutError(f"cleanup did not finish within {timeout} seconds")
-    return task.result()
+        error = asyncio.TimeoutError(f"cleanup did not finish within {timeout} seconds")
+    elif task.cancelled() or task.exception() is not None:
+        try:
+            task.result()  # retrieve it, so asyncio does not report it again
+        except BaseException as exc:
+            error = exc
+    cancellation = original or interrupted
+    if cancellation is None and _cancelling():
+        cancellation = asyncio.CancelledError()
+    if cancellation is None:
+        if error is not None:
+            raise error
+        return task.result()
+    if error is not None:
+        _logger.error(
+            "cleanup failed while its task was being cancelled; the cancellation goes on",
+            exc_info=error,
+        )
+        raise cancellation from error
+    if interrupted is not None:
+        raise cancellation
+    return task.result()  # the caller's block goes on unwinding its cancellation
+
+
+def _cancelling() -> bool:
+    """Whether the current task has cancellation requests pending (3.11+; else False)."""
+    if sys.version_info < (3, 11):
+        return False
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 class _AsyncClosable(Protocol):
@@ -625,8 +704,24 @@ def async_closing(thing: R, *, timeout: float = 10.0) -> AsyncContextManager[R]:
     using Client
     client closed
 
-    The close runs through :func:`shielded_cleanup`: a cancellation during the close
-    waits for it, and a close that hangs is abandoned after ``timeout`` seconds.
+    The close runs through :func:`shielded_cleanup`, with its guarantees: a
+    cancellation during the close waits for it, and a close that hangs is cancelled
+    (and awaited) after ``timeout`` seconds.  If the task is being cancelled, the
+    cancellation goes on (the close's ``TimeoutError`` is logged and chained as its
+    ``__cause__``), so a retry loop's ``except Exception`` cannot mistake a shutdown
+    for a failed connection.  Otherwise the caller gets ``asyncio.TimeoutError``,
+    which replaces an error the block raised (that error is its ``__context__``):
+
+    >>> class HungClient:
+    ...     async def close(self):
+    ...         await asyncio.sleep(3600)  # the peer never answers
+    >>> try:
+    ...     async with async_closing(HungClient(), timeout=1):
+    ...         raise KeyError("bad row")
+    ... except asyncio.TimeoutError as exc:
+    ...     print(repr(exc.__context__))
+    KeyError('bad row')
+
     An object without ``close`` is rejected before the block starts:
 
     >>> async_closing(object())

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import inspect
+import os
 import signal
 import sys
-from typing import Any, Dict, List
+from typing import Any, Callable, Dict, Iterator, List
 
 import pytest
 
@@ -167,6 +169,30 @@ def test_cancel_and_wait_timeout_gives_up_on_a_task_that_ignores_cancel(
         return still_running, result
 
     assert run_virtual(main) == (True, "finished anyway")
+
+
+def test_cancel_and_wait_timeout_while_cancelled_raises_the_cancellation(
+    run_virtual: Any,
+) -> None:
+    async def stubborn() -> None:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:  # the bug this timeout protects against
+            pass
+        await asyncio.sleep(5)
+
+    async def main() -> Any:
+        task = asyncio.create_task(stubborn())
+        await asyncio.sleep(0)
+        stopper = asyncio.create_task(cancel_and_wait(task, timeout=0.5))
+        await asyncio.sleep(0.1)
+        stopper.cancel()
+        await asyncio.wait([stopper])
+        outcome = stopper.cancelled(), task.done()
+        await task  # clean up for the leak check
+        return outcome
+
+    assert run_virtual(main) == (True, False)
 
 
 @pytest.mark.skipif(sys.version_info < (3, 9), reason="Task.cancel(msg) needs Python >= 3.9")
@@ -364,7 +390,7 @@ def test_shielded_cleanup_error_while_cancelled_keeps_the_cancellation(
     cancelled, caught = run_virtual(main)
     assert cancelled
     assert isinstance(caught[0], asyncio.CancelledError)
-    assert isinstance(caught[0].__context__, OSError)
+    assert isinstance(caught[0].__cause__, OSError)
 
 
 def test_shielded_cleanup_rejects_a_function_instead_of_an_awaitable(run_virtual: Any) -> None:
@@ -389,6 +415,269 @@ def test_shielded_cleanup_rejects_bad_timeout_and_closes_the_coroutine(
         return inspect.getcoroutinestate(coro)
 
     assert run_virtual(main) == inspect.CORO_CLOSED
+
+
+# --- shielded_cleanup: the cancellation that started the cleanup wins ----------
+
+
+async def _hung(log: List[str], unwind: float = 0) -> None:
+    """A goodbye that never gets an answer; when cancelled it takes *unwind* s to unwind."""
+    try:
+        await asyncio.sleep(3600)
+    finally:
+        if unwind:
+            await asyncio.sleep(unwind)
+        log.append("cleanup unwound")
+
+
+async def _broken(log: List[str]) -> None:
+    await asyncio.sleep(0.2)
+    log.append("cleanup failed")
+    raise OSError("peer vanished during goodbye")
+
+
+def test_shielded_cleanup_timeout_after_one_cancel_does_not_feed_a_reconnect_loop(
+    run_virtual: Any,
+) -> None:
+    """One cancel(), a goodbye that outlives its timeout: the task must end cancelled.
+
+    Before the fix the TimeoutError replaced the CancelledError, ``except Exception``
+    caught it, and the service reconnected instead of shutting down.
+    """
+
+    async def main() -> Any:
+        log: List[str] = []
+        connections = 0
+
+        async def service() -> None:
+            nonlocal connections
+            while True:
+                connections += 1
+                try:
+                    try:
+                        await asyncio.sleep(3600)  # serve the connection
+                    finally:
+                        await shielded_cleanup(_hung(log), timeout=0.5)
+                except Exception:
+                    continue  # reconnect
+
+        task = asyncio.create_task(service())
+        await asyncio.sleep(0.1)
+        task.cancel()
+        await asyncio.wait([task], timeout=10)
+        outcome = (task.done(), task.done() and task.cancelled(), connections, list(log))
+        if not task.done():  # clean up after the bug, so the test reports it plainly
+            task.cancel()
+            await asyncio.sleep(0.1)
+            task.cancel()
+            await asyncio.wait([task])
+        return outcome
+
+    assert run_virtual(main) == (True, True, 1, ["cleanup unwound"])
+
+
+@pytest.mark.parametrize("failure", ["timeout", "error"])
+def test_shielded_cleanup_failure_after_a_cancel_reraises_the_original_cancellation(
+    run_virtual: Any, caplog: Any, failure: str
+) -> None:
+    async def main() -> Any:
+        log: List[str] = []
+        seen: Dict[str, Any] = {}
+
+        async def handler() -> None:
+            try:
+                try:
+                    await asyncio.sleep(3600)
+                except asyncio.CancelledError as exc:
+                    seen["original"] = exc
+                    raise
+                finally:
+                    cleanup = _hung(log) if failure == "timeout" else _broken(log)
+                    await shielded_cleanup(cleanup, timeout=0.5)
+            except BaseException as exc:
+                seen["raised"] = exc
+                if sys.version_info >= (3, 11):
+                    task = asyncio.current_task()
+                    assert task is not None
+                    seen["cancelling"] = task.cancelling()
+                raise
+
+        task = asyncio.create_task(handler())
+        await asyncio.sleep(0.1)
+        task.cancel()
+        await asyncio.wait([task])
+        return task.cancelled(), seen, log
+
+    with caplog.at_level("ERROR", logger="recipes.cancellation"):
+        cancelled, seen, log = run_virtual(main)
+    assert cancelled
+    assert seen["raised"] is seen["original"]  # the same CancelledError goes on
+    cause = seen["raised"].__cause__
+    if failure == "timeout":
+        assert isinstance(cause, asyncio.TimeoutError)
+        assert log == ["cleanup unwound"]  # the timed-out cleanup was cancelled and awaited
+    else:
+        assert isinstance(cause, OSError)
+        assert log == ["cleanup failed"]
+    if sys.version_info >= (3, 11):
+        assert seen["cancelling"] == 1  # one cancel(), one request: nothing added or taken
+    # The failure is not lost: it is logged, with its traceback.
+    [record] = caplog.records
+    assert record.exc_info is not None and record.exc_info[1] is cause
+
+
+def test_shielded_cleanup_second_cancel_during_a_cleanup_that_times_out(
+    run_virtual: Any, caplog: Any
+) -> None:
+    """A second and a third cancel() neither cut the cleanup short nor leave it running."""
+
+    async def main() -> Any:
+        log: List[str] = []
+        seen: Dict[str, Any] = {}
+        loop = asyncio.get_running_loop()
+
+        async def handler() -> None:
+            try:
+                try:
+                    await asyncio.sleep(3600)
+                finally:
+                    await shielded_cleanup(_hung(log, unwind=0.3), timeout=1)
+            except asyncio.CancelledError as exc:
+                seen["at"] = round(loop.time() - start, 1)
+                seen["cause"] = exc.__cause__
+                seen["left"] = asyncio.all_tasks() - {task, main_task}
+                if sys.version_info >= (3, 11):
+                    seen["cancelling"] = task.cancelling()
+                raise
+
+        main_task = asyncio.current_task()
+        task = asyncio.create_task(handler())
+        await asyncio.sleep(0.1)
+        start = loop.time()
+        task.cancel()  # starts the cleanup
+        await asyncio.sleep(0.5)
+        task.cancel()  # during the cleanup's wait
+        await asyncio.sleep(0.6)
+        task.cancel()  # while the timed-out cleanup unwinds
+        await asyncio.wait([task])
+        return task.cancelled(), seen, log
+
+    with caplog.at_level("ERROR", logger="recipes.cancellation"):
+        cancelled, seen, log = run_virtual(main)
+    assert cancelled
+    assert log == ["cleanup unwound"]  # cancelled at the timeout, and awaited
+    assert seen["at"] == 1.3  # timeout (1 s) + unwinding (0.3 s): not cut short
+    assert isinstance(seen["cause"], asyncio.TimeoutError)
+    assert seen["left"] == set()  # the cleanup's task is gone: nothing leaked
+    if sys.version_info >= (3, 11):
+        assert seen["cancelling"] == 3
+    assert len(caplog.records) == 1  # not silent
+
+
+def test_shielded_cleanup_second_cancel_lets_a_quick_cleanup_finish_then_stops(
+    run_virtual: Any, caplog: Any
+) -> None:
+    async def main() -> Any:
+        log: List[str] = []
+
+        async def close() -> None:
+            await asyncio.sleep(0.5)
+            log.append("closed")
+
+        async def handler() -> None:
+            try:
+                await asyncio.sleep(3600)
+            finally:
+                await shielded_cleanup(close(), timeout=5)
+                log.append("rest of finally")  # skipped: the second cancel goes on
+
+        task = asyncio.create_task(handler())
+        await asyncio.sleep(0.1)
+        task.cancel()
+        await asyncio.sleep(0.1)
+        task.cancel()
+        await asyncio.wait([task])
+        return task.cancelled(), log
+
+    with caplog.at_level("ERROR", logger="recipes.cancellation"):
+        assert run_virtual(main) == (True, ["closed"])
+    assert caplog.records == []  # nothing failed, nothing to log
+
+
+def test_shielded_cleanup_without_a_cancellation_raises_over_the_current_error(
+    run_virtual: Any, caplog: Any
+) -> None:
+    """No cancellation: the caller sees TimeoutError, the error in flight as its context."""
+
+    async def main() -> Any:
+        log: List[str] = []
+        with pytest.raises(asyncio.TimeoutError) as caught:
+            try:
+                raise ValueError("bad row")
+            finally:
+                await shielded_cleanup(_hung(log), timeout=0.5)
+        return caught.value.__context__, log
+
+    with caplog.at_level("ERROR", logger="recipes.cancellation"):
+        context, log = run_virtual(main)
+    assert isinstance(context, ValueError)
+    assert log == ["cleanup unwound"]
+    assert caplog.records == []  # raised to the caller, so not logged
+
+
+def test_shielded_cleanup_cancel_in_a_handler_inside_the_finally(run_virtual: Any) -> None:
+    """Called from an ``except`` for another error inside the cancelled finally.
+
+    On 3.11+ ``cancelling()`` still says the task is being cancelled, so the
+    cancellation wins.  On 3.8-3.10 only the error being handled can tell, and that is
+    the OSError: the TimeoutError goes on (the chapter names this limit).
+    """
+
+    async def main() -> Any:
+        log: List[str] = []
+
+        async def handler() -> None:
+            try:
+                await asyncio.sleep(3600)
+            finally:
+                try:
+                    raise OSError("flush failed")
+                except OSError:
+                    await shielded_cleanup(_hung(log), timeout=0.5)
+
+        task = asyncio.create_task(handler())
+        await asyncio.sleep(0.1)
+        task.cancel()
+        await asyncio.wait([task])
+        return task.cancelled(), None if task.cancelled() else type(task.exception())
+
+    expected = (True, None) if sys.version_info >= (3, 11) else (False, asyncio.TimeoutError)
+    assert run_virtual(main) == expected
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="asyncio.timeout needs Python >= 3.11")
+def test_shielded_cleanup_timeout_inside_asyncio_timeout_keeps_the_count(
+    run_virtual: Any,
+) -> None:
+    """The outer deadline cancels, the cleanup times out: asyncio.timeout still sees its own
+    cancellation, turns it into TimeoutError, and the count is back to zero."""
+
+    async def main() -> Any:
+        log: List[str] = []
+        task = asyncio.current_task()
+        assert task is not None
+        with pytest.raises(TimeoutError) as caught:
+            async with asyncio.timeout(1):
+                try:
+                    await asyncio.sleep(3600)
+                finally:
+                    await shielded_cleanup(_hung(log), timeout=0.5)
+        return type(caught.value.__cause__), task.cancelling(), log
+
+    cause, cancelling, log = run_virtual(main)
+    assert cause is asyncio.CancelledError  # asyncio.timeout's own conversion
+    assert cancelling == 0
+    assert log == ["cleanup unwound"]
 
 
 # --- stop_on_signals ---------------------------------------------------------
@@ -455,6 +744,142 @@ def test_stop_on_signals_uncatchable_signal_undoes_the_others(run_virtual: Any) 
 
     run_virtual(main)
     assert signal.getsignal(signal.SIGUSR1) is before
+
+
+@contextlib.contextmanager
+def python_handler(signum: int) -> Iterator[List[int]]:
+    """Install a plain ``signal.signal`` handler that records what it receives."""
+    received: List[int] = []
+
+    def record(sig: int, frame: Any) -> None:
+        received.append(sig)
+
+    old = signal.signal(signum, record)
+    try:
+        yield received
+    finally:
+        signal.signal(signum, old)
+
+
+async def _until(condition: Callable[[], bool], seconds: float = 5) -> bool:
+    """Let the loop run (and read its signal wake-up fd) until *condition* holds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while not condition() and loop.time() < deadline:
+        await asyncio.sleep(0.01)
+    return condition()
+
+
+@unix_only
+def test_stop_on_signals_restores_a_loop_handler_added_before(run_virtual: Any) -> None:
+    """aiohttp's run_app, uvicorn... add their SIGTERM callback with loop.add_signal_handler."""
+
+    async def main() -> Any:
+        loop = asyncio.get_running_loop()
+        outer: List[str] = []
+        loop.add_signal_handler(signal.SIGUSR1, outer.append, "outer callback")
+        try:
+            with stop_on_signals(signal.SIGUSR1) as stop:
+                os.kill(os.getpid(), signal.SIGUSR1)
+                inside = await _until(stop.is_set)
+            inner_only = list(outer)  # the innermost handler gets the signal
+            os.kill(os.getpid(), signal.SIGUSR1)
+            after = await _until(lambda: bool(outer))
+            return inside, inner_only, after, outer
+        finally:
+            loop.remove_signal_handler(signal.SIGUSR1)
+
+    with python_handler(signal.SIGUSR1):
+        assert run_virtual(main) == (True, [], True, ["outer callback"])
+
+
+@unix_only
+def test_stop_on_signals_nested_blocks_and_a_python_handler(run_virtual: Any) -> None:
+    async def main() -> Any:
+        with stop_on_signals(signal.SIGUSR1) as outer:
+            with stop_on_signals(signal.SIGUSR1) as inner:
+                os.kill(os.getpid(), signal.SIGUSR1)
+                assert await _until(inner.is_set)
+                assert not outer.is_set()
+            os.kill(os.getpid(), signal.SIGUSR1)  # the inner block has exited
+            outer_got_it = await _until(outer.is_set)
+        return outer_got_it
+
+    with python_handler(signal.SIGUSR1) as received:
+        before = signal.getsignal(signal.SIGUSR1)
+        assert run_virtual(main) is True
+        assert signal.getsignal(signal.SIGUSR1) is before
+        assert received == []  # asyncio's handlers took every signal so far
+        os.kill(os.getpid(), signal.SIGUSR1)  # both blocks have exited
+        assert received == [signal.SIGUSR1]
+
+
+@unix_only
+def test_stop_on_signals_python_handler_receives_a_real_signal_after_exit(
+    run_virtual: Any,
+) -> None:
+    async def main() -> None:
+        with stop_on_signals(signal.SIGUSR1) as stop:
+            os.kill(os.getpid(), signal.SIGUSR1)
+            assert await _until(stop.is_set)
+
+    with python_handler(signal.SIGUSR1) as received:
+        run_virtual(main)
+        assert received == []
+        os.kill(os.getpid(), signal.SIGUSR1)
+        assert received == [signal.SIGUSR1]
+
+
+@unix_only
+def test_stop_on_signals_the_same_signal_twice(run_virtual: Any) -> None:
+    async def main() -> Any:
+        with stop_on_signals(signal.SIGUSR1, signal.SIGUSR1) as stop:
+            os.kill(os.getpid(), signal.SIGUSR1)
+            inside = await _until(stop.is_set)
+        return inside
+
+    with python_handler(signal.SIGUSR1) as received:
+        assert run_virtual(main) is True
+        os.kill(os.getpid(), signal.SIGUSR1)
+        assert received == [signal.SIGUSR1]
+
+
+@unix_only
+def test_stop_on_signals_puts_back_what_was_there_on_entry(run_virtual: Any) -> None:
+    """A handler that the block itself adds for the same signal is replaced on exit."""
+
+    async def main() -> Any:
+        loop = asyncio.get_running_loop()
+        added_inside: List[str] = []
+        with stop_on_signals(signal.SIGUSR1):
+            loop.add_signal_handler(signal.SIGUSR1, added_inside.append, "inside")
+        os.kill(os.getpid(), signal.SIGUSR1)
+        await asyncio.sleep(0.1)
+        return added_inside
+
+    with python_handler(signal.SIGUSR1) as received:
+        assert run_virtual(main) == []
+        assert received == [signal.SIGUSR1]
+
+
+@unix_only
+@pytest.mark.skipif(
+    sys.version_info < (3, 11), reason="asyncio.run installs a SIGINT handler on Python >= 3.11"
+)
+def test_stop_on_signals_gives_asyncio_run_its_sigint_handler_back() -> None:
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        pytest.skip("asyncio.run installs its SIGINT handler only over the default one")
+
+    async def main() -> Any:
+        runner_handler = signal.getsignal(signal.SIGINT)
+        with stop_on_signals():
+            inside = signal.getsignal(signal.SIGINT)
+        return runner_handler, inside, signal.getsignal(signal.SIGINT)
+
+    runner_handler, inside, after = asyncio.run(main())
+    assert runner_handler is not signal.default_int_handler  # asyncio.run's own
+    assert inside is not runner_handler
+    assert after == runner_handler  # a fresh bound method each time: compare, not `is`
 
 
 @unix_only

@@ -8,7 +8,7 @@ import inspect
 import sys
 from contextlib import asynccontextmanager
 from functools import partial
-from typing import Any, AsyncIterator, List, Optional, Tuple
+from typing import Any, AsyncIterator, Dict, List, Optional, Tuple
 
 import pytest
 
@@ -903,6 +903,161 @@ def test_shielded_cleanup_inside_asyncio_timeout(run_virtual: Any) -> None:
     assert run_virtual(main) == (["cleanup finished", "cleanup exited"], 1.0)
 
 
+# --- shielded_cleanup: the cancellation that started the cleanup wins ----------
+
+
+async def broken_cleanup(log: List[str], delay: float = 0.2) -> None:
+    await asyncio.sleep(delay)
+    log.append("cleanup failed")
+    raise OSError("flush failed")
+
+
+class ClosesInAexit:
+    """A class-based context manager whose ``__aexit__`` awaits through shielded_cleanup."""
+
+    def __init__(self, cleanup: Any) -> None:
+        self.cleanup = cleanup
+
+    async def __aenter__(self) -> ClosesInAexit:
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await shielded_cleanup(self.cleanup, timeout=0.5)
+
+
+@pytest.mark.parametrize("where", ["finally", "__aexit__"])
+@pytest.mark.parametrize("failure", ["timeout", "error"])
+def test_shielded_cleanup_failure_after_one_cancel_keeps_the_task_cancelled(
+    run_virtual: Any, caplog: Any, failure: str, where: str
+) -> None:
+    """One cancel(); the cleanup it starts times out or fails: the task still ends cancelled,
+    with the very CancelledError that started the cleanup, the failure as its __cause__."""
+
+    async def main() -> Any:
+        log: List[str] = []
+        seen: Dict[str, Any] = {}
+
+        async def worker() -> None:
+            cleanup = (
+                slow_cleanup(log, delay=3600) if failure == "timeout" else broken_cleanup(log)
+            )
+            try:
+                if where == "finally":
+                    try:
+                        try:
+                            await asyncio.sleep(3600)
+                        except asyncio.CancelledError as exc:
+                            seen["original"] = exc
+                            raise
+                    finally:
+                        await shielded_cleanup(cleanup, timeout=0.5)
+                else:
+                    async with ClosesInAexit(cleanup):
+                        try:
+                            await asyncio.sleep(3600)
+                        except asyncio.CancelledError as exc:
+                            seen["original"] = exc
+                            raise
+            except BaseException as exc:
+                seen["raised"] = exc
+                if sys.version_info >= (3, 11):
+                    seen["cancelling"] = task.cancelling()
+                raise
+
+        task = asyncio.ensure_future(worker())
+        await asyncio.sleep(0.1)
+        task.cancel()
+        await asyncio.wait({task})
+        assert only_current_task_left()
+        return task.cancelled(), seen, log
+
+    with caplog.at_level("ERROR", logger="recipes.context_managers"):
+        cancelled, seen, log = run_virtual(main)
+    assert cancelled
+    assert seen["raised"] is seen["original"]
+    cause = seen["raised"].__cause__
+    if failure == "timeout":
+        assert isinstance(cause, asyncio.TimeoutError)
+        assert log == ["cleanup exited"]
+    else:
+        assert isinstance(cause, OSError)
+        assert log == ["cleanup failed"]
+    if sys.version_info >= (3, 11):
+        assert seen["cancelling"] == 1
+    [record] = caplog.records
+    assert record.exc_info is not None and record.exc_info[1] is cause
+
+
+def test_shielded_cleanup_second_cancel_during_a_cleanup_that_times_out(
+    run_virtual: Any, caplog: Any
+) -> None:
+    async def main() -> Any:
+        loop = asyncio.get_running_loop()
+        log: List[str] = []
+        seen: Dict[str, Any] = {}
+
+        async def hung() -> None:
+            try:
+                await asyncio.sleep(3600)
+            finally:
+                await asyncio.sleep(0.3)  # unwinding takes a while
+                log.append("cleanup unwound")
+
+        async def worker() -> None:
+            try:
+                try:
+                    await asyncio.sleep(3600)
+                finally:
+                    await shielded_cleanup(hung(), timeout=1)
+            except asyncio.CancelledError as exc:
+                seen["at"] = round(loop.time() - start, 1)
+                seen["cause"] = exc.__cause__
+                if sys.version_info >= (3, 11):
+                    seen["cancelling"] = task.cancelling()
+                raise
+
+        task = asyncio.ensure_future(worker())
+        await asyncio.sleep(0.1)
+        start = loop.time()
+        task.cancel()
+        await asyncio.sleep(0.5)
+        task.cancel()  # during the wait
+        await asyncio.sleep(0.6)
+        task.cancel()  # while the timed-out cleanup unwinds
+        await asyncio.wait({task})
+        assert only_current_task_left()  # the cleanup was not left running
+        return task.cancelled(), seen, log
+
+    with caplog.at_level("ERROR", logger="recipes.context_managers"):
+        cancelled, seen, log = run_virtual(main)
+    assert cancelled
+    assert log == ["cleanup unwound"]
+    assert seen["at"] == 1.3
+    assert isinstance(seen["cause"], asyncio.TimeoutError)
+    if sys.version_info >= (3, 11):
+        assert seen["cancelling"] == 3
+    assert len(caplog.records) == 1
+
+
+def test_shielded_cleanup_without_a_cancellation_replaces_the_error_in_flight(
+    run_virtual: Any, caplog: Any
+) -> None:
+    async def main() -> Any:
+        log: List[str] = []
+        with pytest.raises(asyncio.TimeoutError) as caught:
+            try:
+                raise KeyError("missing")
+            finally:
+                await shielded_cleanup(slow_cleanup(log, delay=3600), timeout=0.5)
+        return caught.value.__context__, log
+
+    with caplog.at_level("ERROR", logger="recipes.context_managers"):
+        context, log = run_virtual(main)
+    assert isinstance(context, KeyError)
+    assert log == ["cleanup exited"]
+    assert caplog.records == []
+
+
 # --- async_closing ------------------------------------------------------------
 
 
@@ -960,6 +1115,87 @@ def test_async_closing_gives_up_on_a_hung_close(run_virtual: Any) -> None:
         return log, round(loop.time() - start, 1)
 
     assert run_virtual(main) == (["closing"], 2.0)
+
+
+def test_async_closing_hung_close_after_one_cancel_does_not_feed_a_reconnect_loop(
+    run_virtual: Any,
+) -> None:
+    """The issue's shape: cancelled once, the close hangs, ``except Exception`` reconnects."""
+
+    async def main() -> Any:
+        log: List[str] = []
+        connections = 0
+
+        async def service() -> None:
+            nonlocal connections
+            while True:
+                connections += 1
+                try:
+                    async with async_closing(Client(log, close_delay=3600), timeout=2):
+                        await asyncio.sleep(3600)
+                except Exception:
+                    continue  # reconnect
+
+        task = asyncio.ensure_future(service())
+        await asyncio.sleep(0.1)
+        task.cancel()
+        await asyncio.wait({task}, timeout=10)
+        outcome = (task.done(), task.done() and task.cancelled(), connections, list(log))
+        while not task.done():  # clean up after the bug, so the test reports it plainly
+            task.cancel()
+            await asyncio.wait({task}, timeout=0.1)
+        return outcome
+
+    assert run_virtual(main) == (True, True, 1, ["closing"])
+
+
+def test_async_closing_without_a_cancellation_a_hung_close_replaces_the_error(
+    run_virtual: Any,
+) -> None:
+    async def main() -> Any:
+        log: List[str] = []
+        with pytest.raises(asyncio.TimeoutError) as caught:
+            async with async_closing(Client(log, close_delay=3600), timeout=2):
+                raise KeyError("missing")
+        return caught.value.__context__, log
+
+    context, log = run_virtual(main)
+    assert isinstance(context, KeyError)
+    assert log == ["closing"]
+
+
+def test_async_closing_second_cancel_during_a_hung_close_leaves_nothing_running(
+    run_virtual: Any, caplog: Any
+) -> None:
+    async def main() -> Any:
+        loop = asyncio.get_running_loop()
+        log: List[str] = []
+
+        class SlowToGiveUp(Client):
+            async def close(self) -> None:
+                try:
+                    await super().close()
+                finally:
+                    await asyncio.sleep(0.3)  # unwinding the half-done goodbye
+                    self.log.append("close unwound")
+
+        async def worker() -> None:
+            async with async_closing(SlowToGiveUp(log, close_delay=3600), timeout=2):
+                await asyncio.sleep(3600)
+
+        task = asyncio.ensure_future(worker())
+        await asyncio.sleep(0.1)
+        start = loop.time()
+        task.cancel()
+        await asyncio.sleep(1)
+        task.cancel()  # a second, impatient cancel during the close
+        await asyncio.wait({task})
+        assert only_current_task_left()
+        return task.cancelled(), log, round(loop.time() - start, 1)
+
+    with caplog.at_level("ERROR", logger="recipes.context_managers"):
+        assert run_virtual(main) == (True, ["closing", "close unwound"], 2.3)
+    assert len(caplog.records) == 1  # the abandoned close is reported, not silent
 
 
 def test_async_closing_bad_arguments() -> None:
