@@ -274,6 +274,7 @@ import asyncio
 import functools
 import inspect
 import random
+import sys
 from typing import (
     Any,
     Awaitable,
@@ -365,8 +366,8 @@ async def retry(
     gave up after 2 attempts (ConnectionRefusedError('db:5432'))
     [ConnectionRefusedError('db:5432'), ConnectionRefusedError('db:5432')]
 
-    *timeout* bounds each attempt (with :func:`asyncio.wait_for`); an attempt that
-    overruns is cancelled and counts as an :exc:`asyncio.TimeoutError`, which the
+    *timeout* bounds each attempt: an attempt that overruns is cancelled, its
+    cleanup is awaited, and it counts as an :exc:`asyncio.TimeoutError`, which the
     default *retry_on* retries:
 
     >>> loop = asyncio.get_running_loop()
@@ -379,6 +380,14 @@ async def retry(
     'answered'
     >>> round(loop.time() - start, 1)  # 0.5 timed out + 0.1 backoff + 0.1 answer
     0.7
+
+    Cancelling the caller always stops the loop, even when the cancellation
+    lands in the very loop step in which an attempt ends: ``retry`` raises
+    :exc:`asyncio.CancelledError` and makes no further attempt.  That is why
+    the timeout is not :func:`asyncio.wait_for`, which before Python 3.12 can
+    return the attempt's outcome and drop such a cancellation (CPython issue
+    86296); on 3.11+ it is :func:`asyncio.timeout`, and on 3.8–3.10 the
+    attempt runs in a task of its own, awaited with :func:`asyncio.wait`.
 
     Errors outside *retry_on* are not retried – a ``ValueError`` from bad input will
     not go away by asking again:
@@ -425,7 +434,7 @@ async def retry(
             if inspect.isawaitable(awaitable):
                 if timeout is None:
                     return await awaitable
-                return await asyncio.wait_for(awaitable, timeout)
+                return await _within(timeout, awaitable)
         except retry_on as exc:
             error = exc
         else:
@@ -449,6 +458,53 @@ async def retry(
     if collect_errors:
         raise RetryError(f"gave up after {attempts} attempts ({last!r})", errors) from last
     raise last
+
+
+if sys.version_info >= (3, 11):
+
+    async def _within(timeout: float, aw: Awaitable[T]) -> T:
+        """Await *aw* for at most *timeout* seconds, else cancel it and raise TimeoutError.
+
+        asyncio.timeout() runs *aw* in the calling task and counts cancel
+        requests, so a cancellation from outside is never taken for the timeout.
+        """
+        async with asyncio.timeout(timeout):
+            return await aw
+
+else:
+
+    async def _within(timeout: float, aw: Awaitable[T]) -> T:
+        """The same on 3.8-3.10, without asyncio.wait_for (CPython gh-86296).
+
+        wait() never raises on the task's behalf: a CancelledError here is always
+        ours, even when the task ends in the same loop step.
+        """
+        task = asyncio.ensure_future(aw)
+        try:
+            await asyncio.wait([task], timeout=timeout)
+        except asyncio.CancelledError:
+            task.cancel()
+            await _until_done(task)
+            raise
+        if not task.done():  # timed out
+            task.cancel()
+            if await _until_done(task):
+                raise asyncio.CancelledError from None  # cancelled meanwhile: that wins
+            if task.cancelled():
+                raise asyncio.TimeoutError from None
+        return task.result()  # also what an attempt that ignored the cancel returned
+
+    async def _until_done(task: asyncio.Future[Any]) -> bool:
+        """Wait until *task* has ended, whatever cancels us; return True if something did."""
+        cancelled = False
+        while not task.done():
+            try:
+                await asyncio.wait([task])
+            except asyncio.CancelledError:
+                cancelled = True
+        if not task.cancelled():
+            task.exception()  # retrieved: no "Task exception was never retrieved"
+        return cancelled
 
 
 def retrying(

@@ -101,6 +101,13 @@ still opens the file, but nobody receives it, so nobody closes it.
    open to finish and closes the file before the cancellation goes on; every
    function in this chapter opens files through it.
 
+The close has the same problem in reverse: aiofiles queues it for a worker
+thread, and a cancellation that arrives while it waits in that queue (a
+second cancellation during the cleanup of the first, say) withdraws it, so
+the file is never closed.  :func:`cancel_safe` therefore finishes both waits,
+for the open and for the close, whatever cancellations arrive meanwhile, and
+lets the cancellation continue afterwards.
+
 When a thread is simpler than aiofiles
 --------------------------------------
 
@@ -601,6 +608,8 @@ async def cancel_safe(opening: Awaitable[F]) -> AsyncIterator[F]:
     While the file is being opened, a cancellation waits until the open has
     finished, closes the file and then goes on; after that, the file is
     closed when the block ends, as with ``async with aiofiles.open(...)``.
+    Further cancellations during either wait do not cut it short (the first
+    one is already being honoured): they are raised once the file is closed.
     Here a reader is cancelled while it opens the file, and no
     ``ResourceWarning`` follows (the test run treats warnings as errors):
 
@@ -622,19 +631,44 @@ async def cancel_safe(opening: Awaitable[F]) -> AsyncIterator[F]:
     try:
         file = await asyncio.shield(pending)
     except asyncio.CancelledError:
-        # The worker thread opens the file regardless: wait for it, close the
-        # file, then let the cancellation continue.
-        try:
-            opened = await asyncio.shield(pending)
-        except Exception:
-            pass  # the open failed: nothing to close
-        else:
-            await opened.close()
+        # The worker thread opens the file regardless: wait for it (even if
+        # cancelled again meanwhile), close the file, then let the
+        # cancellation continue.
+        await _until_done(pending)
+        if not pending.cancelled() and pending.exception() is None:
+            # Nothing was done with the file: the cancellation is what matters.
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await _close(pending.result())
         raise
     try:
         yield file
     finally:
-        await file.close()
+        await _close(file)
+
+
+async def _until_done(future: asyncio.Future[Any]) -> bool:
+    """Wait until *future* is done, whatever cancels us meanwhile; True if something did."""
+    cancelled = False
+    while not future.done():
+        try:
+            await asyncio.wait({future})
+        except asyncio.CancelledError:
+            cancelled = True
+    return cancelled
+
+
+async def _close(file: _AsyncFile) -> None:
+    """Close *file* even if we are cancelled meanwhile; then raise that cancellation.
+
+    Cancelling the await of a close that still waits for a worker thread would
+    withdraw it, and the file would stay open.
+    """
+    closing = asyncio.ensure_future(file.close())
+    if await _until_done(closing):
+        if not closing.cancelled():
+            closing.exception()  # retrieved; the cancellation takes precedence
+        raise asyncio.CancelledError
+    closing.result()
 
 
 async def run_in_thread(func: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:

@@ -51,6 +51,16 @@ block is left for any reason, including an exception or cancellation.
    different event loop``.  Create it inside the running loop, or use
    :func:`limit_concurrency`, which keeps one semaphore per event loop.
 
+.. important::
+
+   On Python 3.8, :class:`asyncio.Semaphore` does not serve waiting tasks
+   in arrival order: a task that asks for a permit just as one is released
+   takes it ahead of the task that was woken for it, which then queues up
+   again behind every newcomer (CPython issue 45997, fixed in 3.11 and in
+   the 2022 bugfix releases of 3.9 and 3.10).  :func:`limit_concurrency`
+   uses a small first-in-first-out semaphore of its own, so waiting calls
+   go in arrival order on every version.
+
 :func:`limit_concurrency` puts the limit on the function itself, so every
 caller shares it:
 
@@ -149,6 +159,8 @@ A complete program: a thousand jobs, ten at a time, created lazily.
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import functools
 import inspect
 import math
@@ -160,6 +172,7 @@ from typing import (
     Awaitable,
     Callable,
     Coroutine,
+    Deque,
     List,
     Literal,
     Optional,
@@ -187,6 +200,44 @@ def _check_limit(limit: object) -> int:
     return limit
 
 
+class _FifoSemaphore:
+    """A semaphore that serves its waiters strictly in arrival order.
+
+    release() hands the permit straight to the longest waiter instead of
+    making it free for whoever asks first: asyncio.Semaphore on 3.8 lets a
+    newcomer take it before the woken waiter runs, and that waiter then queues
+    up again at the end.  Its futures are created in the running loop.
+    """
+
+    def __init__(self, value: int) -> None:
+        self._free = value
+        self._waiters: Deque[asyncio.Future[None]] = collections.deque()
+
+    async def acquire(self) -> None:
+        if self._free > 0 and not any(not w.done() for w in self._waiters):
+            self._free -= 1
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # handed to us just as we were cancelled: pass it on
+            else:
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(waiter)
+            raise
+
+    def release(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():  # skip waiters cancelled in the meantime
+                waiter.set_result(None)
+                return
+        self._free += 1
+
+
 def limit_concurrency(
     limit: int,
 ) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Coroutine[Any, Any, R]]]:
@@ -208,10 +259,12 @@ def limit_concurrency(
     ([0, -1, -2, -3, -4, -5, -6], 0.6)
 
     The limit is shared by every caller of the decorated function.  It is
-    enforced with one :class:`asyncio.Semaphore` per event loop, created on
-    first use inside that loop, so decorating at import time is safe on
-    every Python version and the function keeps working across several
-    ``asyncio.run()`` calls (each loop gets its own permits):
+    enforced with one first-in-first-out semaphore per event loop (a freed
+    permit goes straight to the call that has waited longest; a call that
+    is cancelled while it waits gives up its place), created on first use
+    inside that loop, so decorating at import time is safe on every Python
+    version and the function keeps working across several ``asyncio.run()``
+    calls (each loop gets its own permits):
 
     >>> async def main():
     ...     return await asyncio.gather(query(1), query(2), query(3), query(4))
@@ -228,7 +281,7 @@ def limit_concurrency(
     _check_limit(limit)
 
     def decorate(func: Callable[P, Awaitable[R]]) -> Callable[P, Coroutine[Any, Any, R]]:
-        semaphores: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]
+        semaphores: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _FifoSemaphore]
         semaphores = weakref.WeakKeyDictionary()
 
         @functools.wraps(func)
@@ -236,10 +289,13 @@ def limit_concurrency(
             loop = asyncio.get_running_loop()
             semaphore = semaphores.get(loop)
             if semaphore is None:
-                # Created inside the running loop: binds to the right loop on 3.8+.
-                semaphore = semaphores[loop] = asyncio.Semaphore(limit)
-            async with semaphore:
+                # One per loop: its futures belong to the loop they are awaited in.
+                semaphore = semaphores[loop] = _FifoSemaphore(limit)
+            await semaphore.acquire()
+            try:
                 return await func(*args, **kwargs)
+            finally:
+                semaphore.release()
 
         return limited
 
@@ -253,6 +309,22 @@ def _discard(jobs: Any) -> None:
             job.close()  # no "coroutine ... was never awaited" warning
         elif isinstance(job, asyncio.Future):
             job.cancel()
+
+
+async def _until_done(tasks: List[asyncio.Task[None]]) -> bool:
+    """Wait until every task has ended, whatever cancels us; True if something did."""
+    cancelled = False
+    pending = [task for task in tasks if not task.done()]
+    while pending:
+        try:
+            await asyncio.wait(pending)
+        except asyncio.CancelledError:
+            cancelled = True  # already winding down: finish the wait, then re-raise
+        pending = [task for task in pending if not task.done()]
+    for task in tasks:
+        if not task.cancelled():
+            task.exception()  # retrieved: no "Task exception was never retrieved"
+    return cancelled
 
 
 @overload
@@ -316,9 +388,13 @@ async def bounded_gather(
     >>> await bounded_gather(*(check(n) for n in range(4)), limit=2, return_exceptions=True)
     [0, 1, ValueError('bad job 2'), 3]
 
-    Cancelling ``bounded_gather`` cancels the jobs in progress and discards
-    the rest.  Do not pass tasks: a task is already running, so no limit can
-    apply to it.  Invalid arguments raise before any job starts:
+    Cancelling ``bounded_gather`` cancels the jobs in progress, waits until
+    they have finished their cleanup and discards the rest.  That wait is
+    not cut short by a further cancellation, which instead makes
+    ``bounded_gather`` raise :exc:`asyncio.CancelledError` once it is over
+    (also when the wait began because a job failed).  Do not pass tasks: a
+    task is already running, so no limit can apply to it.  Invalid arguments
+    raise before any job starts:
 
     >>> await bounded_gather(double(1), 42, limit=2)
     Traceback (most recent call last):
@@ -352,16 +428,21 @@ async def bounded_gather(
 
     workers = [asyncio.create_task(worker()) for _ in range(min(limit, len(jobs)))]
     try:
-        await asyncio.gather(*workers)
-    except BaseException:
+        # Not gather(): cancelling gather() again would cancel the jobs again,
+        # in the middle of the cleanup that the first cancellation started.
+        pending = set(workers)
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for task in workers:
+                if task in done:
+                    task.result()  # a job's error (or a job's own cancellation) ends the run
+    except BaseException as exc:
         # A job failed, or we were cancelled: stop the jobs in progress and
         # wait until their cleanup has run before letting the exception out.
         for task in workers:
             task.cancel()
-        await asyncio.wait(workers)
-        for task in workers:
-            if not task.cancelled():
-                task.exception()  # retrieved: no "Task exception was never retrieved"
+        if await _until_done(workers) and not isinstance(exc, asyncio.CancelledError):
+            raise asyncio.CancelledError from exc  # cancelled meanwhile: that wins
         raise
     finally:
         _discard(job for _, job in todo)

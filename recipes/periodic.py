@@ -111,7 +111,10 @@ keeps the schedule:
 ([0, 1, 2], [ConnectionError('server went away')], 1)
 
 ``timeout=`` turns a hanging tick into such an error instead of stalling
-every later tick.
+every later tick.  The limit is not :func:`asyncio.wait_for`, which before
+Python 3.12 can swallow a cancellation that arrives just as the tick ends
+(CPython issue 86296): the task would tick on, even through the shutdown of
+``asyncio.run()``, which cancels leftover tasks once and then waits for them.
 
 .. versionchanged:: 3.8
    :exc:`asyncio.CancelledError` is a subclass of :exc:`BaseException`, so
@@ -177,11 +180,14 @@ import asyncio
 import logging
 import math
 import random
-from typing import Awaitable, Callable, Optional
+import sys
+from typing import Any, Awaitable, Callable, Optional, TypeVar
 
 __all__ = ["PeriodicTask"]
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 _OVERRUN_POLICIES = ("skip", "catch_up")
 # Float noise allowed when comparing loop times: a tick that ends this close to
@@ -197,6 +203,56 @@ def _whole_microseconds(delay: float) -> float:
     clock that ticks in microseconds, such as a test's fake clock.
     """
     return math.ceil(delay * 1_000_000 - 1e-3) / 1_000_000
+
+
+async def _until_done(task: asyncio.Future[Any]) -> bool:
+    """Wait until *task* has ended, whatever cancels us; return True if something did."""
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.wait({task})
+        except asyncio.CancelledError:
+            cancelled = True
+    return cancelled
+
+
+if sys.version_info >= (3, 11):
+
+    async def _within(timeout: float, aw: Awaitable[T]) -> T:
+        """Await *aw* for at most *timeout* seconds, else cancel it and raise TimeoutError.
+
+        asyncio.timeout() runs *aw* in the calling task and counts cancel
+        requests, so a cancellation from outside is never taken for the timeout.
+        """
+        async with asyncio.timeout(timeout):
+            return await aw
+
+else:
+
+    async def _within(timeout: float, aw: Awaitable[T]) -> T:
+        """The same on 3.8-3.10, without asyncio.wait_for (CPython gh-86296).
+
+        wait() never raises on the task's behalf: a CancelledError here is always
+        ours, even when the task ends in the same loop step.
+        """
+        task = asyncio.ensure_future(aw)
+        try:
+            await asyncio.wait({task}, timeout=timeout)
+        except asyncio.CancelledError:
+            task.cancel()
+            await _until_done(task)
+            if not task.cancelled():
+                task.exception()  # retrieved: no "Task exception was never retrieved"
+            raise
+        if not task.done():  # timed out
+            task.cancel()
+            if await _until_done(task):
+                if not task.cancelled():
+                    task.exception()
+                raise asyncio.CancelledError from None  # cancelled meanwhile: that wins
+            if task.cancelled():
+                raise asyncio.TimeoutError from None
+        return task.result()  # also what a tick that ignored the cancel returned
 
 
 class PeriodicTask:
@@ -337,10 +393,13 @@ class PeriodicTask:
         Between ticks the task ends at once.  During a tick, the tick gets up
         to *grace* seconds to finish normally, and is then cancelled;
         ``stop()`` returns only after the tick's ``finally`` blocks have run.
-        Calling it when the task is not running does nothing.  Called from
-        inside a tick, it only prevents further ticks (a task cannot wait for
-        itself).  If ``on_error`` itself raised and so ended the task, that
-        exception is raised here.
+        If ``stop()`` is itself cancelled meanwhile (a shutdown timeout, say),
+        the grace period ends there, but the wait for the tick's cleanup does
+        not: the tick is cancelled, and :exc:`asyncio.CancelledError` is
+        raised once it has finished.  Calling it when the task is not running
+        does nothing.  Called from inside a tick, it only prevents further
+        ticks (a task cannot wait for itself).  If ``on_error`` itself raised
+        and so ended the task, that exception is raised here.
         """
         if not 0 <= grace < math.inf:
             raise ValueError(f"grace must be a finite number of seconds >= 0, got {grace!r}")
@@ -350,14 +409,22 @@ class PeriodicTask:
         self._stopping = True
         if task is asyncio.current_task():
             return
+        cancelled = False
         if not task.done():
             if self._in_tick and grace > 0:
-                await asyncio.wait({task}, timeout=grace)
+                try:
+                    await asyncio.wait({task}, timeout=grace)
+                except asyncio.CancelledError:
+                    # wait() never raises the task's outcome: stop() itself was
+                    # cancelled.  No more grace, but the cleanup is still awaited.
+                    cancelled = True
             task.cancel()
-            # wait() never raises the task's outcome, so a CancelledError here
-            # can only mean that stop() itself was cancelled.
-            await asyncio.wait({task})
+            cancelled = await _until_done(task) or cancelled
         self._task = None
+        if cancelled:
+            if not task.cancelled():
+                task.exception()  # retrieved; our own cancellation takes precedence
+            raise asyncio.CancelledError
         if not task.cancelled():
             task.result()
 
@@ -398,7 +465,7 @@ class PeriodicTask:
             if self._timeout is None:
                 await self._func()
             else:
-                await asyncio.wait_for(self._func(), self._timeout)
+                await _within(self._timeout, self._func())
         except Exception as exc:  # CancelledError is a BaseException: it propagates
             self._errors += 1
             if self._on_error is None:

@@ -104,6 +104,17 @@ payload is reached, and also keeps equal priorities in arrival order.
 :class:`StablePriorityQueue` does that for you; its ``get()`` returns only the
 payload, so :func:`consume` works with it unchanged.
 
+.. important::
+
+   A bounded :class:`asyncio.Queue` does not serve blocked producers in
+   order.  When a ``get()`` frees a slot, it wakes the producer that has
+   waited longest, but a ``put()`` (or ``put_nowait()``) that comes in before
+   that producer has run takes the slot, and the woken producer goes back
+   to the *end* of the line.  :class:`StablePriorityQueue` and
+   :class:`ClosableQueue` hand a freed slot straight to the producer that
+   has waited longest, so with a bound, items still enter in the order in
+   which ``put()`` was called.
+
 Shutting a queue down
 ---------------------
 
@@ -181,11 +192,35 @@ gathered outcomes confirm that both ended by cancellation.
 
 .. important::
 
-   A worker that is never cancelled keeps the program alive (or, when
-   ``asyncio.run()`` ends, is cancelled without its cleanup being awaited);
-   a worker whose task object is dropped and garbage-collected produces
-   ``Task was destroyed but it is pending!``.  Keep the task objects, cancel
-   them at the end, and await them.
+   A worker that nobody cancels is still running when ``main()`` returns.
+   ``asyncio.run()`` then cancels every task that is left and waits for
+   them, so the worker's ``finally`` blocks do run, but only then: after
+   ``main()`` has already closed what the worker may still need (a session,
+   a connection pool), and an exception raised in that cleanup is only
+   logged.  A worker that swallows the cancellation makes ``asyncio.run()``
+   wait for it forever, and a worker whose task object is dropped and
+   garbage-collected produces ``Task was destroyed but it is pending!``.
+   Keep the task objects, cancel them at the end, and await them.
+
+Here the worker is left running; its cleanup happens after ``main()`` has
+returned, while ``asyncio.run()`` shuts down:
+
+>>> async def worker(queue):
+...     try:
+...         while True:
+...             await queue.get()
+...     finally:
+...         await asyncio.sleep(0)  # an asynchronous cleanup step
+...         print("worker cleaned up")
+>>> async def main():
+...     queue = asyncio.Queue()
+...     leftover.append(asyncio.create_task(worker(queue)))  # never cancelled
+...     await asyncio.sleep(0)
+...     print("main returns")
+>>> leftover = []
+>>> asyncio.run(main())
+main returns
+worker cleaned up
 
 Putting it together
 -------------------
@@ -202,6 +237,8 @@ A complete program: two stages, three workers each, a result for every input.
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import itertools
 import logging
 import sys
@@ -214,6 +251,7 @@ from typing import (
     AsyncIterable,
     Awaitable,
     Callable,
+    Deque,
     Dict,
     Generic,
     Iterable,
@@ -326,6 +364,57 @@ async def consume(
             queue.task_done()
 
 
+class _FifoSlots:
+    """A semaphore that serves its waiters strictly in arrival order.
+
+    release() hands the slot straight to the longest waiter instead of making
+    it free for whoever asks first: with asyncio.Semaphore (on 3.8) or
+    asyncio.Queue.put() (on every version), a newcomer can take a slot before
+    the waiter that was woken for it runs, and that waiter queues up again at
+    the end.  Futures are created on first wait, in the running loop.
+    """
+
+    def __init__(self, value: int) -> None:
+        self._free = value
+        self._waiters: Deque[asyncio.Future[None]] = collections.deque()
+
+    def available(self) -> bool:
+        """True if try_acquire() would succeed."""
+        return self._free > 0 and not any(not w.done() for w in self._waiters)
+
+    def try_acquire(self) -> bool:
+        """Take a free slot if there is one and nobody is waiting for it."""
+        if self.available():
+            self._free -= 1
+            return True
+        return False
+
+    async def acquire(self) -> None:
+        """Take a slot, waiting behind everyone who asked earlier."""
+        if self.try_acquire():
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # handed to us just as we were cancelled: pass it on
+            else:
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(waiter)
+            raise
+
+    def release(self) -> None:
+        """Give a slot back: to the longest waiter if there is one, else to the pool."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():  # skip waiters cancelled in the meantime
+                waiter.set_result(None)
+                return
+        self._free += 1
+
+
 class StablePriorityQueue(Generic[T]):
     """A priority queue that never compares payloads and keeps ties in arrival order.
 
@@ -342,8 +431,11 @@ class StablePriorityQueue(Generic[T]):
     Each entry is stored as ``(priority, sequence_number, payload)``; the
     sequence number is unique, so the comparison is always decided before the
     payload is reached.  ``maxsize`` bounds the queue as for
-    :class:`asyncio.Queue`, and ``task_done()``/``join()`` work the same way,
-    so :func:`consume` accepts this queue:
+    :class:`asyncio.Queue`, except that producers waiting for room are served
+    in the order they called ``put()``: a freed slot goes to the producer that
+    has waited longest, and a ``put_nowait()`` meanwhile raises
+    :exc:`asyncio.QueueFull`.  ``task_done()``/``join()`` work as for
+    :class:`asyncio.Queue`, so :func:`consume` accepts this queue:
 
     >>> handled = []
     >>> async def run(job):
@@ -362,26 +454,37 @@ class StablePriorityQueue(Generic[T]):
     """
 
     def __init__(self, maxsize: int = 0) -> None:
-        self._queue: asyncio.PriorityQueue[Tuple[float, int, T]] = asyncio.PriorityQueue(maxsize)
+        # The entries live in an unbounded queue; maxsize is enforced by a
+        # first-come-first-served count of free slots.
+        self._queue: asyncio.PriorityQueue[Tuple[float, int, T]] = asyncio.PriorityQueue()
+        self._slots = _FifoSlots(maxsize) if maxsize > 0 else None
         self._sequence = itertools.count()
 
     async def put(self, item: T, priority: float = 0) -> None:
-        """Put *item* with *priority*, waiting while the queue is full."""
-        # Number the entry before waiting, so equal priorities keep call order.
-        await self._queue.put((priority, next(self._sequence), item))
+        """Put *item* with *priority*, waiting (first come, first served) while full."""
+        entry = (priority, next(self._sequence), item)
+        if self._slots is not None:
+            await self._slots.acquire()
+        self._queue.put_nowait(entry)
 
     def put_nowait(self, item: T, priority: float = 0) -> None:
-        """Put *item* with *priority*; raise :exc:`asyncio.QueueFull` if full."""
+        """Put *item* with *priority*; raise :exc:`asyncio.QueueFull` if there is no room."""
+        if self._slots is not None and not self._slots.try_acquire():
+            raise asyncio.QueueFull
         self._queue.put_nowait((priority, next(self._sequence), item))
 
     async def get(self) -> T:
         """Remove and return the payload with the lowest priority."""
         _, _, item = await self._queue.get()
+        if self._slots is not None:
+            self._slots.release()
         return item
 
     def get_nowait(self) -> T:
         """Like :meth:`get`; raise :exc:`asyncio.QueueEmpty` if empty."""
         _, _, item = self._queue.get_nowait()
+        if self._slots is not None:
+            self._slots.release()
         return item
 
     def task_done(self) -> None:
@@ -401,8 +504,8 @@ class StablePriorityQueue(Generic[T]):
         return self._queue.empty()
 
     def full(self) -> bool:
-        """True if ``maxsize`` items are waiting."""
-        return self._queue.full()
+        """True if there is no room: ``maxsize`` items are in or promised to waiting producers."""
+        return self._slots is not None and not self._slots.available()
 
 
 class QueueClosed(Exception):
@@ -451,8 +554,9 @@ class ClosableQueue(Generic[T]):
     ...
     recipes.queues.QueueClosed: put() on a closed queue
 
-    With ``maxsize``, ``put()`` waits for room as in :class:`asyncio.Queue`;
-    a producer waiting there when the queue is closed gets
+    With ``maxsize``, ``put()`` waits for room as in :class:`asyncio.Queue`,
+    but first come, first served (a freed slot goes to the producer that has
+    waited longest); a producer waiting there when the queue is closed gets
     :exc:`QueueClosed` rather than waiting forever.
     ``close(immediate=True)`` also throws away the items not yet taken (they
     count as done for ``join()``), for an emergency stop:
@@ -473,9 +577,10 @@ class ClosableQueue(Generic[T]):
         if maxsize < 0:
             raise ValueError(f"maxsize must be >= 0 (0 means unbounded), got {maxsize!r}")
         # The items live in an unbounded queue so that close() can always append
-        # the closing marker; maxsize is enforced by a semaphore of free slots.
+        # the closing marker; maxsize is enforced by a first-come-first-served
+        # count of free slots.
         self._items: asyncio.Queue[Union[T, _Closed]] = asyncio.Queue()
-        self._slots: Optional[asyncio.Semaphore] = asyncio.Semaphore(maxsize) if maxsize else None
+        self._slots = _FifoSlots(maxsize) if maxsize else None
         self._maxsize = maxsize
         self._closed = False
 
@@ -622,7 +727,7 @@ async def _stage_worker(
                 if timeout is None:
                     output = await stage(item)
                 else:
-                    output = await asyncio.wait_for(stage(item), timeout)
+                    output = await _within(timeout, stage(item))
             except Exception as exc:
                 failures.append(StageFailure(index, name, item, exc))
             else:
@@ -651,14 +756,66 @@ async def _unless_workers_die(task: asyncio.Task[None], workers: List[asyncio.Ta
 
 
 async def _cancel_and_wait(tasks: Sequence[asyncio.Task[Any]]) -> None:
+    """Cancel *tasks* and wait until all have ended, even if we are cancelled meanwhile.
+
+    A cancellation that arrives during the wait is raised afterwards, so no
+    task is left running behind our back.
+    """
     for task in tasks:
         task.cancel()
+    if await _until_done(tasks):
+        raise asyncio.CancelledError
+
+
+async def _until_done(tasks: Sequence[asyncio.Future[Any]]) -> bool:
+    """Wait until every one of *tasks* has ended; return True if we were cancelled meanwhile."""
+    cancelled = False
     pending = [task for task in tasks if not task.done()]
-    if pending:
-        await asyncio.wait(pending)
+    while pending:
+        try:
+            await asyncio.wait(pending)
+        except asyncio.CancelledError:
+            cancelled = True  # already winding down: finish the wait, then re-raise
+        pending = [task for task in pending if not task.done()]
     for task in tasks:
         if not task.cancelled():
             task.exception()  # mark as retrieved: no "exception was never retrieved"
+    return cancelled
+
+
+if sys.version_info >= (3, 11):
+
+    async def _within(timeout: float, aw: Awaitable[T]) -> T:
+        """Await *aw* for at most *timeout* seconds, else cancel it and raise TimeoutError.
+
+        asyncio.timeout() runs *aw* in the calling task and counts cancel
+        requests, so a cancellation from outside is never taken for the timeout.
+        """
+        async with asyncio.timeout(timeout):
+            return await aw
+
+else:
+
+    async def _within(timeout: float, aw: Awaitable[T]) -> T:
+        """The same on 3.8-3.10, without asyncio.wait_for (CPython gh-86296).
+
+        wait() never raises on the task's behalf: a CancelledError here is always
+        ours, even when the task ends in the same loop step.
+        """
+        task = asyncio.ensure_future(aw)
+        try:
+            await asyncio.wait([task], timeout=timeout)
+        except asyncio.CancelledError:
+            task.cancel()
+            await _until_done([task])
+            raise
+        if not task.done():  # timed out
+            task.cancel()
+            if await _until_done([task]):
+                raise asyncio.CancelledError from None  # cancelled meanwhile: that wins
+            if task.cancelled():
+                raise asyncio.TimeoutError from None
+        return task.result()  # also what a call that ignored the cancel returned
 
 
 async def run_pipeline(
@@ -710,7 +867,11 @@ async def run_pipeline(
     turn and that stage's idle workers are cancelled and awaited; no task is
     left behind.  An exception raised by *source* itself is re-raised, and if
     ``run_pipeline`` is cancelled every worker is cancelled and awaited before
-    :exc:`asyncio.CancelledError` propagates.  A worker that ends for another
+    :exc:`asyncio.CancelledError` propagates; a further cancellation during
+    that wait does not cut it short.  The per-call timeout never hides a
+    cancellation, even one that lands as a stage call ends (it is not
+    :func:`asyncio.wait_for`, which can before Python 3.12: CPython issue
+    86296).  A worker that ends for another
     reason (a stage raising :exc:`asyncio.CancelledError` or another
     ``BaseException``) makes ``run_pipeline`` raise :exc:`RuntimeError` rather
     than wait forever.

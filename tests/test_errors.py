@@ -14,6 +14,8 @@ import pytest
 from conftest import real_clock
 from recipes.errors import RetryError, retry, retrying
 
+HANG = 3600.0  # generous timeout on the virtual clock: turns a hang into a failure
+
 
 def assert_slept(actual: Any, expected: Any) -> None:
     """Loop-time spans are exact on the virtual clock.
@@ -371,6 +373,69 @@ def test_every_attempt_timing_out_raises_timeout_error(run_virtual: Any) -> None
     elapsed = run_virtual(main)
     assert_slept(elapsed, 0.3 + 0.2 + 0.3)
     assert len(flaky.times) == 2
+
+
+@pytest.mark.parametrize("outcome", ["fails", "succeeds"])
+def test_a_cancel_landing_as_a_timed_attempt_ends_is_never_lost(
+    run_virtual: Any, outcome: str
+) -> None:
+    """CPython gh-86296: before 3.12, wait_for() dropped a cancel that arrived as
+    the awaited attempt finished, and retry() then slept and tried again."""
+    attempts: List[str] = []
+    caller: List[asyncio.Task[Any]] = []
+
+    async def attempt() -> str:
+        attempts.append("attempt")
+        await asyncio.sleep(1)
+        if len(attempts) == 1:
+            # The caller is cancelled in the very step in which the attempt ends,
+            # as when a shutdown lands just as the reply arrives.
+            caller[0].cancel()
+            if outcome == "fails":
+                raise ConnectionResetError("reset")
+        return "answer"
+
+    async def main() -> Any:
+        task = asyncio.create_task(retry(attempt, attempts=3, timeout=60, base_delay=0.1))
+        caller.append(task)
+        done, _ = await asyncio.wait([task], timeout=HANG)
+        assert task in done
+        return "cancelled" if task.cancelled() else f"returned {task.result()!r}"
+
+    assert run_virtual(main) == "cancelled"
+    assert attempts == ["attempt"]
+
+
+def test_a_cancel_landing_as_the_attempt_times_out_is_not_retried(run_virtual: Any) -> None:
+    """The timeout and the cancel expire in the same loop step: the cancel wins."""
+    flaky = Flaky([], seconds=HANG)
+
+    async def main() -> Any:
+        task = asyncio.create_task(retry(flaky, attempts=3, timeout=1, base_delay=0.1))
+        await asyncio.sleep(1)  # the same deadline as the attempt's timeout
+        task.cancel()
+        done, _ = await asyncio.wait([task], timeout=HANG)
+        assert task in done
+        return task.cancelled()
+
+    assert run_virtual(main) is True
+    assert len(flaky.times) == 1
+
+
+def test_the_timeout_of_an_attempt_is_not_taken_for_a_cancel(run_virtual: Any) -> None:
+    """An attempt that swallows its timeout's cancellation returns its value."""
+
+    async def stubborn() -> str:
+        try:
+            await asyncio.sleep(HANG)
+        except asyncio.CancelledError:
+            pass
+        return "late"
+
+    async def main() -> Any:
+        return await retry(stubborn, attempts=2, timeout=1)
+
+    assert run_virtual(main) == "late"
 
 
 # --- bad input ------------------------------------------------------------------

@@ -31,6 +31,8 @@ from recipes.files import (
     write_json,
 )
 
+HANG = 3600.0  # generous timeout on the virtual clock: turns a hang into a failure
+
 
 @contextmanager
 def resource_warnings() -> Iterator[List[str]]:
@@ -340,6 +342,89 @@ def test_cancel_safe_cancelled_while_a_failing_open_runs(run_virtual: Any, tmp_p
             await task
 
     run_virtual(main)
+
+
+def test_cancel_safe_survives_a_second_cancel_while_the_open_finishes(
+    run_virtual: Any, tmp_path: Path
+) -> None:
+    path = tmp_path / "data.txt"
+    path.write_text("data", encoding="utf-8")
+    opener = GatedOpener()
+    pool = ThreadPoolExecutor(1)
+
+    async def main() -> bool:
+        async def read() -> str:
+            opening = aiofiles.open(path, encoding="utf-8", opener=opener, executor=pool)
+            async with cancel_safe(opening) as f:
+                return await f.read()
+
+        task = asyncio.ensure_future(read())
+        await run_in_thread(opener.started.wait, 10)
+        task.cancel()
+        await asyncio.sleep(0.1)
+        task.cancel()  # a second cancel while cancel_safe waits for the open
+        await asyncio.sleep(0.1)
+        still_waiting = not task.done()
+        opener.release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        # Before the fix the open was left running, unowned: let it finish, so
+        # that what it leaks is reported below.
+        others = asyncio.all_tasks() - {asyncio.current_task()}
+        if others:
+            await asyncio.wait(others)
+        return still_waiting
+
+    with resource_warnings() as leaked:
+        still_waiting = run_virtual(main)
+        pool.shutdown(wait=True)  # the open has finished in its thread
+    assert leaked == []
+    assert still_waiting is True  # it waited for the open before giving up
+
+
+def test_cancel_safe_closes_the_file_despite_a_cancel_during_the_close(
+    run_virtual: Any, tmp_path: Path
+) -> None:
+    """The close is queued behind a busy thread when a second cancel arrives.
+
+    Cancelling the await of a queued executor job withdraws the job, so the
+    file would never be closed.
+    """
+    path = tmp_path / "data.txt"
+    path.write_text("data", encoding="utf-8")
+    pool = ThreadPoolExecutor(1)
+    busy = GatedOpener()  # used here only for its two events
+
+    async def main() -> bool:
+        loop = asyncio.get_running_loop()
+        inside = asyncio.Event()
+        blocker: List[Any] = []
+
+        async def read() -> None:
+            opening = aiofiles.open(path, encoding="utf-8", executor=pool)
+            async with cancel_safe(opening):
+                blocker.append(loop.run_in_executor(pool, busy.release.wait, 10))
+                inside.set()
+                await asyncio.sleep(HANG)
+
+        task = asyncio.ensure_future(read())
+        await inside.wait()
+        task.cancel()  # the block ends: the close is queued behind the busy thread
+        await asyncio.sleep(0.1)
+        task.cancel()  # a second cancel while cancel_safe waits for the close
+        await asyncio.sleep(0.1)
+        still_waiting = not task.done()
+        busy.release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await blocker[0]
+        return still_waiting
+
+    with resource_warnings() as leaked:
+        still_waiting = run_virtual(main)
+        pool.shutdown(wait=True)
+    assert leaked == []
+    assert still_waiting is True  # it waited for the close before giving up
 
 
 # --- reading, encodings and clear errors ---------------------------------------

@@ -107,6 +107,80 @@ def test_semaphore_recipe_works_across_event_loops(run_virtual: Any) -> None:
     assert gauge.peak == 3
 
 
+def test_semaphore_recipe_serves_callers_in_arrival_order(run_virtual: Any) -> None:
+    """Python 3.8's asyncio.Semaphore lets newcomers overtake a woken waiter."""
+    order: List[str] = []
+    later: List[asyncio.Future[None]] = []
+
+    @limit_concurrency(1)
+    async def call(name: str, then: str = "") -> None:
+        order.append(name)
+        await asyncio.sleep(0.1)
+        for other in then:  # arrive while "B" is waiting, just as the permit frees
+            later.append(asyncio.ensure_future(call(other)))
+
+    async def main() -> None:
+        first = asyncio.ensure_future(call("A", then="CDE"))
+        await asyncio.sleep(0)
+        await asyncio.gather(first, call("B"))
+        await asyncio.wait_for(asyncio.gather(*later), HANG)
+
+    run_virtual(main)
+    assert order == ["A", "B", "C", "D", "E"]
+
+
+def test_semaphore_recipe_a_caller_cannot_jump_the_queue_by_calling_again(
+    run_virtual: Any,
+) -> None:
+    order: List[str] = []
+
+    @limit_concurrency(1)
+    async def call(name: str) -> None:
+        order.append(name)
+        await asyncio.sleep(0.1)
+
+    async def twice() -> None:
+        await call("A")
+        await call("C")  # asks again in the step that released the permit
+
+    async def main() -> None:
+        first = asyncio.ensure_future(twice())
+        await asyncio.sleep(0)
+        await asyncio.gather(first, call("B"))
+
+    run_virtual(main)
+    assert order == ["A", "B", "C"]
+
+
+def test_semaphore_recipe_cancelled_waiter_passes_the_permit_on(run_virtual: Any) -> None:
+    gauge = Gauge()
+    order: List[str] = []
+    waiters: List[asyncio.Future[None]] = []
+
+    @limit_concurrency(1)
+    async def call(name: str) -> None:
+        with gauge:
+            order.append(name)
+            await asyncio.sleep(0.1)
+            if name == "A":
+                # "B" is cancelled in the step after A's permit is handed to it,
+                # before it can run.
+                asyncio.get_running_loop().call_soon(waiters[0].cancel)
+
+    async def main() -> None:
+        holder = asyncio.ensure_future(call("A"))
+        await asyncio.sleep(0)
+        waiters.extend(asyncio.ensure_future(call(name)) for name in "BCD")
+        await asyncio.sleep(0.01)
+        waiters[1].cancel()  # "C" gives up while waiting: it loses its place
+        await asyncio.wait([holder, *waiters], timeout=HANG)
+        assert [w.cancelled() for w in waiters] == [True, True, False]
+
+    run_virtual(main)
+    assert order == ["A", "D"]
+    assert gauge.peak == 1 and gauge.running == 0
+
+
 def test_semaphore_recipe_keeps_the_function_metadata() -> None:
     async def documented(x: int) -> int:
         """Docstring survives."""
@@ -116,6 +190,41 @@ def test_semaphore_recipe_keeps_the_function_metadata() -> None:
     assert limited.__name__ == "documented"
     assert limited.__doc__ == "Docstring survives."
     assert inspect.iscoroutinefunction(limited)
+
+
+@pytest.mark.parametrize("trigger", ["cancel", "job failure"])
+def test_a_cancel_during_the_cleanup_wait_still_awaits_every_job(
+    run_virtual: Any, trigger: str
+) -> None:
+    """A second cancel while bounded_gather waits for the jobs' cleanup."""
+
+    async def main() -> Any:
+        cleaned: List[int] = []
+
+        async def job(n: int) -> int:
+            try:
+                await asyncio.sleep(1 if n == 0 and trigger == "job failure" else HANG)
+                raise ValueError(n)
+            finally:
+                if n or trigger == "cancel":
+                    await asyncio.sleep(1)  # a slow asynchronous cleanup
+                    cleaned.append(n)
+
+        task = asyncio.create_task(bounded_gather(*(job(n) for n in range(10)), limit=4))
+        await asyncio.sleep(1)  # job 0 fails now, or:
+        if trigger == "cancel":
+            task.cancel()
+        await asyncio.sleep(0.5)  # the jobs are in their cleanup
+        task.cancel()
+        cleaned_when_done: List[List[int]] = []
+        task.add_done_callback(lambda _: cleaned_when_done.append(sorted(cleaned)))
+        await asyncio.wait([task], timeout=HANG)
+        await asyncio.sleep(2)  # let stray workers finish, so the assertion reports
+        return task.cancelled(), cleaned_when_done
+
+    expected = [0, 1, 2, 3] if trigger == "cancel" else [1, 2, 3]
+    # The cancellation wins over the job's error: the caller is being cancelled.
+    assert run_virtual(main) == (True, [expected])
 
 
 @pytest.mark.parametrize(

@@ -271,6 +271,59 @@ def test_tick_that_swallows_cancellation_cannot_keep_the_task_alive(run_virtual:
     assert run_virtual(main) == 1
 
 
+def test_a_cancel_landing_as_a_timed_tick_ends_stops_the_task(run_virtual: Any) -> None:
+    """CPython gh-86296: before 3.12, wait_for() dropped a cancel that arrived as the
+    tick finished, and the task ticked on.  asyncio.run() cancels leftover tasks
+    once at exit, so a lost cancel there hangs the program."""
+
+    async def main() -> Tuple[bool, int]:
+        async def tick() -> None:
+            await asyncio.sleep(0.1)
+            if periodic.ticks == 2:
+                (runner,) = [t for t in asyncio.all_tasks() if t.get_name() == "periodic-tick"]
+                runner.cancel()  # lands in the step in which this tick ends
+
+        periodic = PeriodicTask(tick, 1, timeout=5)
+        periodic.start()
+        await asyncio.sleep(5)
+        outcome = periodic.running, periodic.ticks
+        await periodic.stop()
+        return outcome
+
+    assert run_virtual(main) == (False, 2)
+
+
+@pytest.mark.parametrize("grace", [0.0, 10.0])
+def test_a_cancel_while_stop_waits_still_ends_the_tick_and_awaits_its_cleanup(
+    run_virtual: Any, grace: float
+) -> None:
+    """stop() cancelled in turn (say, by a shutdown timeout) while it waits."""
+
+    async def main() -> Any:
+        events: List[str] = []
+
+        async def work() -> None:
+            try:
+                await asyncio.sleep(5)
+                events.append("finished")
+            finally:
+                await asyncio.sleep(1)  # a slow asynchronous cleanup
+                events.append("cleaned up")
+
+        periodic = PeriodicTask(work, 60)
+        periodic.start()
+        await asyncio.sleep(1)
+        stopper = asyncio.create_task(periodic.stop(grace=grace))
+        await asyncio.sleep(0.5)  # in the grace period, or in the tick's cleanup
+        stopper.cancel()
+        stopper.add_done_callback(lambda _: events.append("stop() ended"))
+        await asyncio.wait([stopper], timeout=HANG)
+        await asyncio.sleep(10)  # a task left running would tick or finish meanwhile
+        return stopper.cancelled(), events, periodic.running
+
+    assert run_virtual(main) == (True, ["cleaned up", "stop() ended"], False)
+
+
 def test_on_error_that_raises_surfaces_in_stop(run_virtual: Any) -> None:
     async def main() -> None:
         async def broken() -> None:

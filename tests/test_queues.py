@@ -7,7 +7,7 @@ import logging
 import random
 import sys
 from collections import Counter
-from typing import Any, AsyncIterator, Iterator, List
+from typing import Any, AsyncIterator, Iterator, List, Tuple
 
 import pytest
 
@@ -227,6 +227,120 @@ def test_priority_queue_bound_and_join(run_virtual: Any) -> None:
         return got
 
     assert run_virtual(main) == ["high", "urgent", "low"]
+
+
+@pytest.mark.parametrize("kind", ["ClosableQueue", "StablePriorityQueue"])
+def test_blocked_producers_are_served_in_arrival_order(run_virtual: Any, kind: str) -> None:
+    """A put() that arrives as a slot frees must not overtake the producers waiting.
+
+    asyncio.Queue.put() lets it (on every version), and so does the
+    asyncio.Semaphore of Python 3.8.
+    """
+
+    async def main() -> List[str]:
+        queue: Any = StablePriorityQueue(1) if kind == "StablePriorityQueue" else ClosableQueue(1)
+        await queue.put("a")
+        waiting = asyncio.create_task(queue.put("b"))  # arrives first: the queue is full
+        await asyncio.sleep(0.1)
+
+        async def take_then_put() -> Any:
+            taken = await queue.get()  # frees the slot that "b" is waiting for...
+            await queue.put("c")  # ...and asks for one in the same loop step
+            return taken
+
+        recycler = asyncio.create_task(take_then_put())
+        await asyncio.sleep(0.1)
+        out = [await asyncio.wait_for(queue.get(), HANG) for _ in range(2)]
+        await asyncio.wait_for(asyncio.gather(waiting, recycler), HANG)
+        return [recycler.result(), *out]
+
+    assert run_virtual(main) == ["a", "b", "c"]
+
+
+def test_stable_priority_queue_put_nowait_does_not_take_a_promised_slot(
+    run_virtual: Any,
+) -> None:
+    async def main() -> List[Any]:
+        queue: StablePriorityQueue[str] = StablePriorityQueue(maxsize=1)
+        queue.put_nowait("a")
+        waiting = asyncio.create_task(queue.put("b"))
+        await asyncio.sleep(0.1)
+        seen: List[Any] = [queue.get_nowait()]  # the freed slot goes to "b", waiting
+        try:
+            queue.put_nowait("c")
+        except asyncio.QueueFull:
+            seen.append("QueueFull")
+        seen.append(queue.full())
+        await asyncio.wait([waiting], timeout=1)
+        while not queue.empty():
+            seen.append(queue.get_nowait())
+        seen.append(queue.full())
+        if not waiting.done():  # the old behaviour: leave nothing behind
+            waiting.cancel()
+            await asyncio.wait([waiting])
+        return seen
+
+    assert run_virtual(main) == ["a", "QueueFull", True, "b", False]
+
+
+@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("kind", ["ClosableQueue", "StablePriorityQueue"])
+def test_bounded_queues_under_load_with_cancelled_producers(
+    run_virtual: Any, kind: str, seed: int
+) -> None:
+    """Items enter in the order put() was called, minus the cancelled ones; the bound holds."""
+
+    async def main() -> Tuple[List[int], List[int], int]:
+        rng = random.Random(seed)
+        queue: Any = StablePriorityQueue(3) if kind == "StablePriorityQueue" else ClosableQueue(3)
+        called: List[int] = []
+        producers: List[asyncio.Task[None]] = []
+
+        async def produce(n: int) -> None:
+            await asyncio.sleep(round(rng.random() / 10, 3))
+            called.append(n)
+            await queue.put(n)
+
+        for n in range(300):
+            producers.append(asyncio.create_task(produce(n)))
+        victims = rng.sample(producers, 60)
+        received: List[int] = []
+        worst = 0
+        while len(received) + sum(t.cancelled() for t in producers) < len(producers):
+            if victims and rng.random() < 0.3:
+                victims.pop().cancel()
+            worst = max(worst, queue.qsize())
+            try:
+                received.append(await asyncio.wait_for(queue.get(), 0.01))
+            except asyncio.TimeoutError:
+                pass
+            await asyncio.sleep(round(rng.random() / 100, 3))
+        await asyncio.wait(producers)
+        delivered = [n for n in called if not producers[n].cancelled()]
+        return received, delivered, worst
+
+    received, delivered, worst = run_virtual(main)
+    assert received == delivered
+    assert worst <= 3
+
+
+def test_cancelled_producers_pass_their_slot_on(run_virtual: Any) -> None:
+    """A producer cancelled just as a slot is handed to it does not lose the slot."""
+
+    async def main() -> List[str]:
+        queue: ClosableQueue[str] = ClosableQueue(maxsize=1)
+        await queue.put("a")
+        first = asyncio.create_task(queue.put("b"))
+        second = asyncio.create_task(queue.put("c"))
+        await asyncio.sleep(0.1)
+        assert await queue.get() == "a"  # hands the slot to "b"...
+        first.cancel()  # ...which is cancelled before it can use it
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        await asyncio.wait_for(second, HANG)  # the slot went on to "c"
+        return [await queue.get()]
+
+    assert run_virtual(main) == ["c"]
 
 
 # --- ClosableQueue ----------------------------------------------------------
@@ -586,6 +700,104 @@ def test_cancelling_the_pipeline_cancels_and_awaits_every_worker(run_virtual: An
     # four workers were each inside one item; each ran its cleanup before the
     # cancellation reached us, and the fixture checks that no task is left
     assert sorted(run_virtual(main)) == [0, 1, 2, 3]
+
+
+def test_a_cancel_landing_as_a_timed_stage_call_ends_does_not_hang(run_virtual: Any) -> None:
+    """CPython gh-86296: before 3.12, wait_for() dropped a cancel that arrived as the
+    stage call finished; the worker went back to get() and the pipeline hung."""
+
+    async def main() -> str:
+        pipeline: List[asyncio.Task[Any]] = []
+
+        async def stage(item: int) -> int:
+            await asyncio.sleep(1)
+            if item == 0:
+                pipeline[0].cancel()  # lands in the step in which this call ends
+            return item
+
+        task = asyncio.create_task(run_pipeline(range(10), stage, workers=2, timeout=60))
+        pipeline.append(task)
+        done, _ = await asyncio.wait([task], timeout=HANG)
+        if not done:  # hung: end every task so that only the assertion below reports it
+            others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for other in others:
+                other.cancel()
+            await asyncio.wait(others)
+            return "hung"
+        return "cancelled" if task.cancelled() else "finished"
+
+    assert run_virtual(main) == "cancelled"
+
+
+def test_a_second_cancel_while_the_pipeline_winds_down_still_awaits_every_worker(
+    run_virtual: Any,
+) -> None:
+    async def main() -> Any:
+        cleaned: List[int] = []
+
+        async def stage(item: int) -> int:
+            try:
+                await asyncio.sleep(HANG)
+            finally:
+                await asyncio.sleep(1)  # a slow asynchronous cleanup
+                cleaned.append(item)
+            return item
+
+        task = asyncio.create_task(run_pipeline(range(100), stage, workers=4))
+        await asyncio.sleep(0.1)
+        task.cancel()
+        await asyncio.sleep(0.5)  # the workers are in their cleanup
+        task.cancel()  # a second cancel, e.g. an impatient shutdown
+        cleaned_when_done: List[List[int]] = []
+        task.add_done_callback(lambda _: cleaned_when_done.append(sorted(cleaned)))
+        await asyncio.wait([task], timeout=HANG)
+        await asyncio.sleep(2)  # let stray workers finish, so the assertion reports
+        return task.cancelled(), cleaned_when_done
+
+    assert run_virtual(main) == (True, [[0, 1, 2, 3]])
+
+
+def test_asyncio_run_cancels_and_awaits_a_leftover_worker(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """What the chapter says about workers left running when main() returns."""
+    log: List[str] = []
+    workers: List[asyncio.Task[None]] = []
+
+    async def handle(item: str) -> None:
+        try:
+            await asyncio.sleep(HANG)
+        finally:
+            await asyncio.sleep(0)  # an asynchronous cleanup step
+            log.append(f"{item}: cleaned up")
+
+    async def failing_worker(queue: asyncio.Queue[str]) -> None:
+        try:
+            await queue.get()
+        finally:
+            await asyncio.sleep(0)
+            log.append("failing worker: cleaned up")
+            raise OSError("cleanup failed")
+
+    async def main() -> None:
+        queue: asyncio.Queue[str] = asyncio.Queue()
+        queue.put_nowait("job")
+        workers.append(asyncio.create_task(consume(queue, handle)))  # never cancelled
+        while queue.qsize():
+            await asyncio.sleep(0)
+        workers.append(asyncio.create_task(failing_worker(queue)))
+        await asyncio.sleep(0)
+        log.append("main returned")
+
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        asyncio.run(main())  # a real asyncio.run, on the real clock: returns at once
+    assert log[0] == "main returned"  # the cleanups (in no set order) came after it
+    assert sorted(log[1:]) == ["failing worker: cleaned up", "job: cleaned up"]
+    assert workers[0].cancelled()
+    # The failed cleanup is only logged, by asyncio.run() itself.
+    [record] = caplog.records
+    assert "unhandled exception during asyncio.run() shutdown" in record.getMessage()
+    assert record.exc_info is not None and record.exc_info[0] is OSError
 
 
 @pytest.mark.parametrize(
