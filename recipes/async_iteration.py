@@ -177,6 +177,7 @@ Each one closes its sources when it stops.
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections import deque
 from typing import (
     Any,
@@ -244,8 +245,11 @@ class Paginator(Generic[T, C]):
       ...
     TimeoutError
 
-    Iterate it from one task at a time; two concurrent consumers would race for the
-    same page.
+    A cancellation of the consumer always propagates, also one that arrives in the
+    loop step in which a page does (``asyncio.wait_for`` drops it then on 3.8–3.11:
+    CPython gh-86296); a page whose fetch it interrupts is fetched again when
+    iteration resumes.  Iterate it from one task at a time; two concurrent consumers
+    would race for the same page.
     """
 
     def __init__(
@@ -275,9 +279,7 @@ class Paginator(Generic[T, C]):
         while not self._buffer:
             if self._finished:
                 raise StopAsyncIteration
-            items, next_cursor = await asyncio.wait_for(
-                self._fetch_page(self._cursor), self._timeout
-            )
+            items, next_cursor = await _wait_for(self._fetch_page(self._cursor), self._timeout)
             self.pages_fetched += 1
             self._buffer.extend(items)
             self._cursor = next_cursor
@@ -681,3 +683,28 @@ async def _timeout_per_item(iterator: AsyncIterator[T], timeout: float) -> Async
             yield item
     finally:
         await _aclose_all([iterator])
+
+
+async def _wait_for(aw: Awaitable[T], timeout: Optional[float]) -> T:
+    """``asyncio.wait_for(aw, timeout)``, minus its lost cancellation on 3.8–3.11.
+
+    There, a caller that is cancelled in the loop step in which ``aw`` finishes
+    gets the result, and the cancellation is gone (CPython gh-86296).  Here it
+    always raises :exc:`asyncio.CancelledError`.
+    """
+    if sys.version_info >= (3, 11):
+        # The scope cancels this very task and counts cancel requests: it never
+        # takes someone else's cancellation for its timeout, nor drops one.
+        async with asyncio.timeout(timeout):
+            return await aw
+    task = asyncio.ensure_future(aw)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=timeout)
+    except asyncio.CancelledError:  # even if the task has just finished
+        await _cancel_and_wait([task])
+        raise
+    if not done:
+        await _cancel_and_wait([task])
+        if task.cancelled():
+            raise asyncio.TimeoutError
+    return task.result()

@@ -520,7 +520,10 @@ async def with_retries(
 
     Only retry requests that are safe to repeat (GET, PUT, DELETE, or a POST
     with an idempotency key the server understands).  To bound the total time
-    including the waits, wrap the call in :func:`asyncio.wait_for`.
+    including the waits, wrap the call in a timeout scope: ``async with
+    asyncio.timeout(...)`` on 3.11+.  :func:`asyncio.wait_for` works too, but
+    on 3.8–3.11 a caller cancelled just as the call finishes gets the response
+    and loses the cancellation (CPython gh-86296; see the timeouts chapter).
     """
     if asyncio.iscoroutine(send):
         send.close()  # avoid a "coroutine ... was never awaited" warning

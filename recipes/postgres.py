@@ -184,6 +184,16 @@ cancel it and raises :exc:`asyncio.TimeoutError`.  The connection stays usable:
 cancelled on the server
 still usable
 
+Calls that take no ``timeout=`` – ``pool.close()``, ``add_listener()``, reading
+a queue of notifications – need one around them: ``async with
+asyncio.timeout(...)`` on 3.11+.  :func:`asyncio.wait_for` works on every
+version, but on 3.8–3.11 a task that is cancelled in the loop step in which the
+call finishes gets the result, and the cancellation is lost (CPython gh-86296):
+the task carries on as if nobody had cancelled it.  :func:`open_pool` and
+:func:`listen` use a private ``_wait_for`` that never drops one (a timeout
+scope on 3.11+, a helper task before); copy it for code that must stop when
+cancelled.
+
 .. versionchanged:: 3.11
    :exc:`asyncio.TimeoutError` became an alias of the built-in
    :exc:`TimeoutError`.  ``except asyncio.TimeoutError`` works on every
@@ -213,8 +223,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 from typing import (
+    Any,
     AsyncIterator,
+    Awaitable,
     Iterable,
     List,
     Literal,
@@ -222,6 +235,7 @@ from typing import (
     Optional,
     Sequence,
     Tuple,
+    TypeVar,
     Union,
 )
 
@@ -243,6 +257,8 @@ __all__ = [
     "open_pool",
     "transfer",
 ]
+
+T = TypeVar("T")
 
 # A connection of your own, or one borrowed from a pool: both run queries alike.
 _Connection = Union[asyncpg.Connection, asyncpg.pool.PoolConnectionProxy]
@@ -592,7 +608,9 @@ async def open_pool(
     Leaving the block closes the pool.  ``Pool.close()`` waits for every
     borrowed connection to come back, so a task that never returns one would
     hang it forever; after ``close_timeout`` seconds the pool is terminated
-    instead (connections dropped).  Size the pool below the server's
+    instead (connections dropped).  A cancellation during the close terminates
+    the pool too, and is passed on – also one that arrives just as the close
+    completes.  Size the pool below the server's
     ``max_connections`` divided by the number of processes that share it.
     """
     if not 0 <= min_size <= max_size or max_size < 1:
@@ -610,7 +628,7 @@ async def open_pool(
         yield pool
     finally:
         try:
-            await asyncio.wait_for(pool.close(), close_timeout)
+            await _wait_for(pool.close(), close_timeout)
         except asyncio.TimeoutError:
             pool.terminate()
         except BaseException:
@@ -690,7 +708,9 @@ async def listen(
 
     Subscribing *before* the event you wait for matters: nothing sent earlier
     is delivered.  Read the queue with a timeout, because a notification can
-    be lost (the listener reconnected, the sender's transaction rolled back):
+    be lost (the listener reconnected, the sender's transaction rolled back);
+    in a task that can be cancelled, mind what *Timeouts on every call* says
+    about :func:`asyncio.wait_for` on 3.8–3.11:
 
     >>> async with listen(listener, "accounts") as inbox:  # doctest: +IGNORE_EXCEPTION_DETAIL
     ...     await asyncio.wait_for(inbox.get(), timeout=0.2)
@@ -700,8 +720,10 @@ async def listen(
     >>> await listener.close()
     >>> await sender.close()
 
-    Leaving the block unsubscribes (``UNLISTEN``) even when it is cancelled.
-    The queue is unbounded; read it steadily.
+    Leaving the block unsubscribes (``UNLISTEN``) even when it is cancelled,
+    and a cancellation that arrives just as ``LISTEN`` or ``UNLISTEN``
+    completes is passed on, never lost.  The queue is unbounded; read it
+    steadily.
     """
     if not isinstance(channel, str) or not channel:
         raise ValueError("channel must be a non-empty str")
@@ -710,9 +732,49 @@ async def listen(
     def on_notification(connection: object, pid: int, name: str, payload: object) -> None:
         inbox.put_nowait(str(payload))
 
-    await asyncio.wait_for(conn.add_listener(channel, on_notification), timeout)
     try:
+        # Inside the try: a cancellation that arrives as LISTEN completes must
+        # not leave the listener behind.  remove_listener() skips one never added.
+        await _wait_for(conn.add_listener(channel, on_notification), timeout)
         yield inbox
     finally:
         if not conn.is_closed():
-            await asyncio.wait_for(conn.remove_listener(channel, on_notification), timeout)
+            await _wait_for(conn.remove_listener(channel, on_notification), timeout)
+
+
+async def _wait_for(aw: Awaitable[T], timeout: Optional[float]) -> T:
+    """``asyncio.wait_for(aw, timeout)``, minus its lost cancellation on 3.8–3.11.
+
+    There, a caller that is cancelled in the loop step in which ``aw`` finishes
+    gets the result, and the cancellation is gone (CPython gh-86296).  Here it
+    always raises :exc:`asyncio.CancelledError`.
+    """
+    if sys.version_info >= (3, 11):
+        # The scope cancels this very task and counts cancel requests: it never
+        # takes someone else's cancellation for its timeout, nor drops one.
+        async with asyncio.timeout(timeout):
+            return await aw
+    task = asyncio.ensure_future(aw)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=timeout)
+    except asyncio.CancelledError:  # even if the task has just finished
+        await _cancel_and_wait(task)
+        raise
+    if not done:
+        await _cancel_and_wait(task)
+        if task.cancelled():
+            raise asyncio.TimeoutError
+    return task.result()
+
+
+async def _cancel_and_wait(task: asyncio.Future[Any]) -> None:
+    """Cancel ``task`` and wait for its cleanup, also if the caller is cancelled meanwhile."""
+    task.cancel()
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.wait({task})
+        except asyncio.CancelledError:
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError

@@ -252,11 +252,14 @@ phases:
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections import deque
 from contextlib import asynccontextmanager
 from typing import (
+    Any,
     AsyncContextManager,
     AsyncIterator,
+    Awaitable,
     Deque,
     Dict,
     Generic,
@@ -357,7 +360,10 @@ async def wait_event(event: asyncio.Event, timeout: Optional[float]) -> bool:
     True
 
     ``timeout=None`` waits for ever, like ``await event.wait()``.  A cancellation of
-    the waiting task still propagates as :exc:`asyncio.CancelledError`.
+    the waiting task still propagates as :exc:`asyncio.CancelledError`, also one that
+    arrives in the very loop step in which the event is set.  On 3.8–3.11,
+    ``asyncio.wait_for(event.wait(), timeout)`` returns normally in that case and the
+    cancellation is lost (CPython gh-86296), so this recipe does not use it.
     """
     if timeout is not None and (isinstance(timeout, bool) or not timeout >= 0):
         raise ValueError(
@@ -366,7 +372,7 @@ async def wait_event(event: asyncio.Event, timeout: Optional[float]) -> bool:
     if event.is_set():
         return True
     try:
-        await asyncio.wait_for(event.wait(), timeout)
+        await _wait_for(event.wait(), timeout)
     except asyncio.TimeoutError:
         return event.is_set()
     return True
@@ -560,3 +566,41 @@ class SimpleBarrier:
                         current.arrived.remove(me)
                     raise
             return current.arrived.index(me)
+
+
+async def _wait_for(aw: Awaitable[T], timeout: Optional[float]) -> T:
+    """``asyncio.wait_for(aw, timeout)``, minus its lost cancellation on 3.8–3.11.
+
+    There, a caller that is cancelled in the loop step in which ``aw`` finishes
+    gets the result, and the cancellation is gone (CPython gh-86296).  Here it
+    always raises :exc:`asyncio.CancelledError`.
+    """
+    if sys.version_info >= (3, 11):
+        # The scope cancels this very task and counts cancel requests: it never
+        # takes someone else's cancellation for its timeout, nor drops one.
+        async with asyncio.timeout(timeout):
+            return await aw
+    task = asyncio.ensure_future(aw)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=timeout)
+    except asyncio.CancelledError:  # even if the task has just finished
+        await _cancel_and_wait(task)
+        raise
+    if not done:
+        await _cancel_and_wait(task)
+        if task.cancelled():
+            raise asyncio.TimeoutError
+    return task.result()
+
+
+async def _cancel_and_wait(task: asyncio.Future[Any]) -> None:
+    """Cancel ``task`` and wait for its cleanup, also if the caller is cancelled meanwhile."""
+    task.cancel()
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.wait({task})
+        except asyncio.CancelledError:
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError

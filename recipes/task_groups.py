@@ -538,14 +538,32 @@ async def race(*aws: Awaitable[T]) -> T:
     race(): all 2 awaitables failed (2 sub-exceptions)
     (ConnectionRefusedError('eu'), ConnectionRefusedError('us'))
 
+    A contender that ends cancelled – a task or future that its owner cancelled, a
+    coroutine that raises :exc:`asyncio.CancelledError` – has lost too, and the others
+    keep going.  If none succeeds, its :exc:`asyncio.CancelledError` joins the group,
+    which is then a :exc:`BaseExceptionGroup`: catch that to handle every way of
+    losing.  The caller itself was not cancelled, so it gets the group rather than a
+    bare :exc:`asyncio.CancelledError`:
+
+    >>> reply = asyncio.get_running_loop().create_future()
+    >>> _ = asyncio.get_running_loop().call_later(0.2, reply.cancel)
+    >>> try:
+    ...     await race(broken("eu"), reply)
+    ... except BaseExceptionGroup as group:
+    ...     print(group.message)
+    ...     print([type(exc).__name__ for exc in group.exceptions])
+    race(): none of 2 awaitables succeeded: 1 failed, 1 cancelled
+    ['ConnectionRefusedError', 'CancelledError']
+
     If two succeed in the same step of the event loop, the earlier argument wins.  No
-    arguments raise :exc:`ValueError`; a non-awaitable raises :exc:`TypeError`.
+    arguments raise :exc:`ValueError`; a non-awaitable raises :exc:`TypeError`.  A
+    cancellation of the caller cancels every contender and propagates as usual.
     """
     items = _awaitables("race", aws)
     if not items:
         raise ValueError("race() needs at least one awaitable")
     results: List[Any] = [_NOTHING] * len(items)
-    errors: List[Optional[Exception]] = [None] * len(items)
+    errors: List[Optional[BaseException]] = [None] * len(items)
 
     async def contender(index: int, aw: Awaitable[T]) -> None:
         try:
@@ -553,6 +571,12 @@ async def race(*aws: Awaitable[T]) -> T:
         except Exception as exc:
             errors[index] = exc
             return
+        except asyncio.CancelledError as exc:
+            # Either the group cancelled us (a winner exists, or the caller was
+            # cancelled and the group raises) or the awaitable itself ended
+            # cancelled: a loss like a failure.  Never swallow it.
+            errors[index] = exc
+            raise
         group.stop()
 
     async with StoppableTaskGroup() as group:
@@ -561,8 +585,16 @@ async def race(*aws: Awaitable[T]) -> T:
     for result in results:
         if result is not _NOTHING:
             return result  # type: ignore[no-any-return]
-    raise ExceptionGroup(
-        f"race(): all {len(items)} awaitables failed", [e for e in errors if e is not None]
+    # No winner, so the group never cancelled a contender: every one of them has
+    # its own exception here, a failure or a cancellation of its own.
+    lost = [error for error in errors if error is not None]
+    failed = [error for error in lost if isinstance(error, Exception)]
+    if len(failed) == len(lost):
+        raise ExceptionGroup(f"race(): all {len(items)} awaitables failed", failed)
+    raise BaseExceptionGroup(
+        f"race(): none of {len(items)} awaitables succeeded: "
+        f"{len(failed)} failed, {len(lost) - len(failed)} cancelled",
+        lost,
     )
 
 

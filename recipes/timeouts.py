@@ -48,8 +48,8 @@ returns instead of raising.
    Before 3.12, if the *caller*
    was cancelled at the moment the inner awaitable finished, ``wait_for``
    could return the result and lose the cancellation (CPython issue 86296);
-   on 3.8–3.11, prefer a timeout scope such as :func:`portable_timeout` in
-   code that must shut down reliably.
+   on 3.8–3.11, prefer a timeout scope such as :func:`portable_timeout` (or
+   :func:`asyncio.timeout` on 3.11) in code that must shut down reliably.
 
 Catching the right TimeoutError
 -------------------------------
@@ -272,6 +272,20 @@ Combine :func:`asyncio.wait_for` with :func:`asyncio.shield` to give up
 >>> job = asyncio.create_task(asyncio.sleep(0.2, result="report ready"))
 >>> try:
 ...     await asyncio.wait_for(asyncio.shield(job), timeout=0.1)
+... except asyncio.TimeoutError:
+...     print("still processing")
+still processing
+>>> await job
+'report ready'
+
+On 3.8–3.11 a caller cancelled just as the job finishes would get the report
+from ``wait_for`` and lose its cancellation (see the note on CPython issue
+86296 above). A timeout scope around the shielded await does not:
+
+>>> job = asyncio.create_task(asyncio.sleep(0.2, result="report ready"))
+>>> try:
+...     async with portable_timeout(0.1):
+...         await asyncio.shield(job)
 ... except asyncio.TimeoutError:
 ...     print("still processing")
 still processing

@@ -200,6 +200,69 @@ def test_paginator_timeout_then_retry_same_page(run_virtual: Any) -> None:
     assert run_virtual(main) == ([1, 2], [None, "x", "x"])
 
 
+def test_paginator_never_loses_a_cancellation_that_comes_with_a_page(run_virtual: Any) -> None:
+    # asyncio.wait_for on 3.8-3.11 returned the page here and dropped the cancellation
+    # (CPython gh-86296): the cancelled consumer went on reading pages.
+    async def main() -> Any:
+        calls: List[Any] = []
+        consumed: List[int] = []
+        pages = {None: ([1, 2], "x"), "x": ([3, 4], "y"), "y": ([5], None)}
+
+        async def fetch(cursor: Any) -> Tuple[List[int], Any]:
+            calls.append(cursor)
+            await asyncio.sleep(0.1)
+            if calls == [None, "x"]:  # the consumer is cancelled as this page arrives
+                assert consumer.cancel()
+            return pages[cursor]
+
+        paginator = Paginator(fetch, timeout=5)
+
+        async def consume() -> None:
+            async for item in paginator:
+                consumed.append(item)
+                await asyncio.sleep(0.01)
+
+        consumer = asyncio.ensure_future(consume())
+        await asyncio.wait({consumer})
+        cancelled = consumer.cancelled()
+        # Iterating again carries on where the cancellation stopped it, no page skipped.
+        rest = [item async for item in paginator]
+        return cancelled, consumed + rest, calls
+
+    cancelled, items, calls = run_virtual(main)
+    assert cancelled
+    assert items == [1, 2, 3, 4, 5]
+    assert calls[:2] == [None, "x"] and calls[-1] == "y"
+
+
+def test_paginator_cancelled_mid_fetch_waits_for_the_fetch_to_clean_up(
+    run_virtual: Any,
+) -> None:
+    async def main() -> Any:
+        log: List[str] = []
+
+        async def slow(cursor: Any) -> Tuple[List[int], Any]:
+            try:
+                await asyncio.sleep(3600)
+            finally:
+                await asyncio.sleep(0.1)  # a cleanup that takes a while
+                log.append("fetch cleaned up")
+            return [1], None
+
+        async def consume() -> None:
+            async for _ in Paginator(slow, timeout=10):
+                log.append("item")
+
+        consumer = asyncio.ensure_future(consume())
+        await asyncio.sleep(1)
+        consumer.cancel()
+        await asyncio.wait({consumer})
+        log.append("consumer done")
+        return consumer.cancelled(), log, asyncio.all_tasks() == {asyncio.current_task()}
+
+    assert run_virtual(main) == (True, ["fetch cleaned up", "consumer done"], True)
+
+
 def test_paginator_fetch_error_propagates(run_virtual: Any) -> None:
     async def broken(cursor: Any) -> Tuple[List[int], Any]:
         raise ConnectionError("down")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import AsyncIterator, Awaitable, Callable, List, Tuple, Type
+from typing import Any, AsyncIterator, Awaitable, Callable, List, Tuple, Type
 
 import asyncpg
 import pytest
@@ -383,7 +383,87 @@ async def test_pool_close_does_not_hang_on_a_connection_never_returned(postgres_
     await asyncio.gather(hogger, return_exceptions=True)
 
 
+@pytest.mark.asyncio
+async def test_open_pool_never_loses_a_cancellation_that_comes_as_the_pool_closes(
+    postgres_dsn: str,
+) -> None:
+    # asyncio.wait_for(pool.close()) on 3.8-3.11 returned normally when the task was
+    # cancelled in the step in which close() finished (CPython gh-86296): the cancelled
+    # task carried on.  The poller cancels it exactly then, as soon as the pool says closed.
+    pools: List[asyncpg.Pool] = []
+    log: List[str] = []
+
+    async def user() -> None:
+        async with open_pool(postgres_dsn, max_size=1) as pool:
+            pools.append(pool)
+            await fetch_from_pool(pool, "SELECT 1")
+        log.append("carried on")
+        await asyncio.sleep(1)
+        log.append("finished")
+
+    task = asyncio.ensure_future(user())
+    while not pools:
+        await asyncio.sleep(0)
+    assert pools[0]._closed is False  # asyncpg sets it in the step in which close() returns
+    while not pools[0]._closed:
+        assert not task.done()
+        await asyncio.sleep(0)
+    assert task.cancel()
+    await asyncio.wait({task})
+    assert task.cancelled()
+    assert "finished" not in log
+
+
 # --- LISTEN/NOTIFY -----------------------------------------------------------
+
+
+def _connection_that_cancels(method: str, victim: List[asyncio.Task[Any]]) -> Type[Any]:
+    """A connection class that cancels ``victim[0]`` in the step in which ``method`` returns."""
+
+    class CancelsWhenDone(asyncpg.Connection):
+        async def add_listener(self, channel: str, callback: Any) -> None:
+            await super().add_listener(channel, callback)
+            if method == "add_listener":
+                assert victim[0].cancel()
+
+        async def remove_listener(self, channel: str, callback: Any) -> None:
+            await super().remove_listener(channel, callback)
+            if method == "remove_listener":
+                assert victim[0].cancel()
+
+    return CancelsWhenDone
+
+
+@pytest.mark.parametrize("method", ["add_listener", "remove_listener"])
+@pytest.mark.asyncio
+async def test_listen_never_loses_a_cancellation_that_comes_as_it_subscribes_or_leaves(
+    postgres_dsn: str, method: str
+) -> None:
+    # asyncio.wait_for on 3.8-3.11 returned normally when the task was cancelled in the
+    # step in which (UN)LISTEN finished (CPython gh-86296): the cancelled task carried on.
+    victim: List[asyncio.Task[Any]] = []
+    log: List[str] = []
+    listener = await asyncpg.connect(
+        postgres_dsn, timeout=10, connection_class=_connection_that_cancels(method, victim)
+    )
+    try:
+
+        async def subscriber() -> None:
+            async with listen(listener, "events"):
+                log.append("subscribed")
+                await asyncio.sleep(0.5)
+            log.append("carried on")
+            await asyncio.sleep(0.5)
+            log.append("finished")
+
+        victim.append(asyncio.ensure_future(subscriber()))
+        await asyncio.wait(victim)
+        assert victim[0].cancelled()
+        assert "finished" not in log
+        # Subscribed or not, the connection is left listening on nothing.
+        assert await listener.fetchval("SELECT count(*) FROM pg_listening_channels()") == 0
+    finally:
+        await listener.close(timeout=10)
 
 
 @pytest.mark.asyncio

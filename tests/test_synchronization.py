@@ -261,6 +261,50 @@ def test_wait_event_propagates_cancellation(run_virtual: Any) -> None:
     assert run_virtual(main) is True
 
 
+@pytest.mark.parametrize("order", ["set, then cancel", "cancel, then set"])
+def test_wait_event_never_loses_a_cancellation_that_comes_with_the_event(
+    run_virtual: Any, order: str
+) -> None:
+    # asyncio.wait_for on 3.8-3.11 returned the result here and dropped the cancellation
+    # (CPython gh-86296): the cancelled caller carried on as if the event had simply come.
+    async def main() -> Tuple[bool, List[str]]:
+        event = asyncio.Event()
+        log: List[str] = []
+
+        async def worker() -> None:
+            if await wait_event(event, timeout=60):
+                log.append("carried on")
+                await asyncio.sleep(1)
+                log.append("finished")
+
+        task = asyncio.ensure_future(worker())
+        await asyncio.sleep(0.1)
+        if order == "set, then cancel":
+            event.set()
+            assert task.cancel()
+        else:
+            assert task.cancel()
+            event.set()
+        await asyncio.wait({task})
+        assert only_current_task_left()
+        return task.cancelled(), log
+
+    assert run_virtual(main) == (True, [])
+
+
+def test_wait_event_a_cancellation_at_the_moment_of_the_timeout_wins(run_virtual: Any) -> None:
+    async def main() -> bool:
+        loop = asyncio.get_running_loop()
+        task = asyncio.ensure_future(wait_event(asyncio.Event(), timeout=0.5))
+        await asyncio.sleep(0)  # it starts its timer: due at loop.time() + 0.5
+        loop.call_at(loop.time() + 0.5, task.cancel)  # due in the same loop step
+        await asyncio.wait({task})
+        assert only_current_task_left()
+        return task.cancelled()
+
+    assert run_virtual(main) is True
+
+
 @pytest.mark.parametrize("timeout", [-1, float("nan"), True])
 def test_wait_event_bad_timeout(run_virtual: Any, timeout: Any) -> None:
     async def main() -> None:

@@ -873,6 +873,70 @@ def test_race_all_failing_raises_every_error_in_argument_order(
     assert "all 2 awaitables failed" in str(group)
 
 
+def _cancelled_by_its_owner(seconds: float) -> asyncio.Future[Any]:
+    """A future that someone else cancels after ``seconds``: a contender that ends cancelled."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[Any] = loop.create_future()
+    loop.call_later(seconds, future.cancel)
+    return future
+
+
+async def _cancels_itself(seconds: float) -> None:
+    await asyncio.sleep(seconds)
+    raise asyncio.CancelledError  # e.g. it awaited a task that its owner cancelled
+
+
+def test_race_where_every_contender_ends_cancelled_raises_a_group_of_them(
+    run_virtual: Any, stop_path: str
+) -> None:
+    # Before the fix: ValueError('second argument (exceptions) must be a non-empty sequence').
+    async def main() -> Any:
+        task = asyncio.create_task(race(_cancelled_by_its_owner(0.1), _cancels_itself(0.2)))
+        await asyncio.wait([task])
+        assert not task.cancelled()  # the caller was not cancelled: it gets an error
+        return task.exception()
+
+    group = run_virtual(main)
+    assert isinstance(group, BaseExceptionGroup)
+    assert not isinstance(group, ExceptionGroup)  # it holds CancelledErrors
+    assert str(group) == (
+        "race(): none of 2 awaitables succeeded: 0 failed, 2 cancelled (2 sub-exceptions)"
+    )
+    assert [type(e) for e in group.exceptions] == [asyncio.CancelledError] * 2
+
+
+def test_race_with_a_failure_and_a_cancellation_counts_and_reports_both(
+    run_virtual: Any, stop_path: str
+) -> None:
+    # Before the fix: "race(): all 2 awaitables failed (1 sub-exception)", the cancellation
+    # missing from the group.
+    async def main() -> Any:
+        with pytest.raises(BaseExceptionGroup) as info:
+            await race(_cancelled_by_its_owner(0.2), _fail(OSError("down"), 0.1))
+        return info.value
+
+    group = run_virtual(main)
+    assert str(group) == (
+        "race(): none of 2 awaitables succeeded: 1 failed, 1 cancelled (2 sub-exceptions)"
+    )
+    assert [type(e) for e in group.exceptions] == [asyncio.CancelledError, OSError]
+    matched, rest = group.split(OSError)
+    assert matched is not None and isinstance(matched, ExceptionGroup)
+    assert rest is not None and [type(e) for e in rest.exceptions] == [asyncio.CancelledError]
+
+
+def test_race_a_cancelled_contender_does_not_end_the_race(
+    run_virtual: Any, stop_path: str
+) -> None:
+    async def main() -> Any:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        winner = await race(_cancelled_by_its_owner(0.1), _cancels_itself(0.1), _value("c", 0.3))
+        return winner, loop.time() - start
+
+    assert run_virtual(main) == ("c", seconds(0.3))
+
+
 def test_race_cancelled_from_outside_cancels_every_contender(
     run_virtual: Any, stop_path: str
 ) -> None:

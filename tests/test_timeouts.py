@@ -175,6 +175,35 @@ def test_portable_timeout_keeps_the_cancellation_in_the_same_race(run_virtual: A
     assert run_virtual(main) == "cancelled"
 
 
+@pytest.mark.parametrize("timeout", ["wait_for", "portable_timeout"])
+def test_stop_waiting_for_a_shielded_job_and_a_cancellation_as_it_finishes(
+    run_virtual: Any, timeout: str
+) -> None:
+    # The chapter's "stop waiting, but let the work finish": on 3.8-3.11 only the
+    # timeout scope passes on a cancellation that arrives as the job finishes.
+    async def main() -> str:
+        loop = asyncio.get_running_loop()
+        job: asyncio.Future[str] = loop.create_future()
+
+        async def caller() -> str:
+            if timeout == "wait_for":
+                return await asyncio.wait_for(asyncio.shield(job), timeout=10)
+            async with portable_timeout(10):
+                return await asyncio.shield(job)
+
+        task = asyncio.ensure_future(caller())
+        await asyncio.sleep(0)
+        job.set_result("report ready")
+        task.cancel()
+        try:
+            return f"returned {await task}"
+        except asyncio.CancelledError:
+            return "cancelled"
+
+    lost = timeout == "wait_for" and sys.version_info < (3, 12)
+    assert run_virtual(main) == ("returned report ready" if lost else "cancelled")
+
+
 def test_shield_keeps_the_inner_task_running(run_virtual: Any) -> None:
     async def main() -> Tuple[bool, bool, str]:
         inner = asyncio.ensure_future(asyncio.sleep(0.3, result="written"))
