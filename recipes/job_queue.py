@@ -1,6 +1,6 @@
 """A work queue shared by workers in several processes, or on several machines,
-needs somewhere durable to keep the jobs, a way for exactly one worker to take
-each job, and a plan for the worker that dies halfway through one.  If you
+needs somewhere durable to keep the jobs, a way to hand each job to one worker
+at a time, and a plan for the worker that dies halfway through one.  If you
 already run PostgreSQL, a single table does all three: ``SELECT ... FOR UPDATE
 SKIP LOCKED`` lets many workers pick different rows at once, a *lease* (a
 deadline on each running job) hands the job of a crashed worker to another
@@ -79,10 +79,13 @@ Retries and permanent failure
 When the handler raises, :func:`fail` records the error and puts the job back
 with ``run_after`` pushed into the future (``retry_delay`` seconds, doubling on
 each attempt, capped by ``max_retry_delay``), or marks it ``failed`` once it
-has used ``max_attempts`` attempts.  A job whose worker crashed on its last
-attempt is marked ``failed`` by the next :func:`claim` instead of being run
-once more.  Failed jobs stay in the table with their ``last_error`` until you
-delete or re-queue them.
+has used ``max_attempts`` attempts.  The doubling stops at the cap, so
+``max_attempts`` may be anything up to 2,147,483,647 (``attempts`` is a
+PostgreSQL ``integer``): a job whose handler fails every time ends ``failed``
+after its last attempt, and no amount of failures breaks the arithmetic of the
+worker.  A job whose worker crashed on its last attempt is marked ``failed`` by
+the next :func:`claim` instead of being run once more.  Failed jobs stay in the
+table with their ``last_error`` until you delete or re-queue them.
 
 Waking idle workers with LISTEN/NOTIFY
 --------------------------------------
@@ -100,11 +103,33 @@ Stopping workers gracefully
 :meth:`Worker.stop` lets the current job finish and then makes
 :meth:`Worker.run` return; call it from a signal handler so that a deploy's
 ``SIGTERM`` does not interrupt a job.  Cancelling the task that runs the worker
-is the hard stop: the handler is cancelled and the job is *released* (put back
-as ``queued`` without using up an attempt) so another worker can start it at
-once.  To give the current job a deadline, combine the two:
-``worker.stop()`` and then ``await asyncio.wait_for(task, grace)``.  A worker
-process could look like this:
+is the hard stop.  The handler is cancelled and, once it has ended, the job is
+*released*: put back as ``queued``, without using up an attempt, so another
+worker can start it at once.  A cancellation that lands while the worker is
+claiming a job, even after the database has committed the claim, lets the claim
+finish and releases the job it took; one that lands after the handler has
+returned lets the worker record the result first.  Then the task ends
+cancelled.  Each of these steps waits at most ``timeout`` seconds, and a second
+cancellation does not cut them short.  A handler that ignores its cancellation
+for longer than ``timeout`` is left running and its job is not released: the
+job stays ``running`` until its lease, no longer renewed, runs out, and is then
+retried like the job of a crashed worker.
+
+To give the current job a deadline, combine the two:
+
+.. code-block:: python
+
+    worker.stop()
+    done, _ = await asyncio.wait({task}, timeout=grace)
+    if not done:
+        task.cancel()  # the hard stop: the job goes back to the queue
+        await asyncio.wait({task})
+
+``asyncio.wait`` rather than ``asyncio.wait_for(task, grace)``: on Python
+3.8–3.11 the latter can return normally, and drop a cancellation of its caller,
+when that cancellation arrives just as the task finishes (CPython gh-86296).
+The worker avoids ``wait_for`` for the same reason.  A worker process could
+look like this:
 
 .. code-block:: python
 
@@ -120,7 +145,12 @@ process could look like this:
 
 Run as many such processes, on as many machines, as the work needs.  One
 :class:`Worker` runs one job at a time; for more concurrency in one process
-start several workers on the same pool.
+start several workers on the same pool.  Each running worker keeps one
+connection of the pool for itself: it listens for notifications there and
+makes all its own queries on it, lease renewals included, so a handler that
+borrows connections from the same pool, even the last one and for longer than
+the lease, cannot hold up the renewals.  Size the pool at one connection per
+worker plus what the handlers borrow at once.
 
 .. note::
 
@@ -156,12 +186,24 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import os
 import re
 import socket
 import uuid
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Awaitable, Callable, Dict, NamedTuple, Optional, Union
+from typing import (
+    Any,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Dict,
+    NamedTuple,
+    Optional,
+    Tuple,
+    TypeVar,
+    Union,
+)
 
 import asyncpg
 import asyncpg.pool
@@ -184,11 +226,16 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 # A connection, one borrowed from a pool, or the pool itself.
 _Database = Union[asyncpg.Connection, asyncpg.pool.PoolConnectionProxy, asyncpg.Pool]
 _TABLE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,50}\Z")
 _STATUSES = ("queued", "running", "done", "failed")
+# Durations go into timestamps (now() + seconds): PostgreSQL's end in 294276 AD, Python's
+# datetime in 9999.  10**9 seconds (about 31 years) is far below both.
+_MAX_SECONDS = 10**9
+_MAX_ATTEMPTS = 2**31 - 1  # attempts and max_attempts are PostgreSQL integers
 
 
 def _table(name: str) -> str:
@@ -199,8 +246,14 @@ def _table(name: str) -> str:
 
 
 def _positive(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"{name} must be a positive number, not {value!r}")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not 0 < value <= _MAX_SECONDS
+    ):
+        raise ValueError(
+            f"{name} must be a positive number of seconds, at most {_MAX_SECONDS:,}, not {value!r}"
+        )
     return float(value)
 
 
@@ -310,8 +363,9 @@ async def enqueue(
     >>> await counts(conn)
     {'queued': 1, 'running': 0, 'done': 0, 'failed': 0}
 
-    ``delay`` postpones the job by that many seconds.  A payload that JSON
-    cannot hold is refused before anything is written:
+    ``delay`` postpones the job by that many seconds (at most ``10**9``);
+    ``max_attempts`` may be up to 2,147,483,647.  A payload that JSON cannot
+    hold is refused before anything is written:
 
     >>> await enqueue(conn, {"when": object()})
     Traceback (most recent call last):
@@ -323,10 +377,22 @@ async def enqueue(
     t = _table(table)
     if not isinstance(queue, str) or not queue:
         raise ValueError(f"queue must be a non-empty str, not {queue!r}")
-    if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
-        raise ValueError(f"max_attempts must be an int >= 1, not {max_attempts!r}")
-    if isinstance(delay, bool) or not isinstance(delay, (int, float)) or not delay >= 0:
-        raise ValueError(f"delay must be a number >= 0, not {delay!r}")
+    if (
+        isinstance(max_attempts, bool)
+        or not isinstance(max_attempts, int)
+        or not 1 <= max_attempts <= _MAX_ATTEMPTS
+    ):
+        raise ValueError(
+            f"max_attempts must be an int from 1 to {_MAX_ATTEMPTS:,}, not {max_attempts!r}"
+        )
+    if (
+        isinstance(delay, bool)
+        or not isinstance(delay, (int, float))
+        or not 0 <= delay <= _MAX_SECONDS
+    ):
+        raise ValueError(
+            f"delay must be a number of seconds from 0 to {_MAX_SECONDS:,}, not {delay!r}"
+        )
     try:
         document = json.dumps(payload, allow_nan=False)
     except (TypeError, ValueError) as exc:
@@ -567,13 +633,18 @@ async def fail(
     >>> await uninstall(conn)
     >>> await conn.close()
 
-    A retried job becomes ready again after ``retry_delay`` seconds.  ``None``
-    means the lease had already passed to another worker, and nothing changed.
+    A retried job becomes ready again after ``retry_delay`` seconds (at most
+    ``10**9``).  ``None`` means the lease had already passed to another
+    worker, and nothing changed.
     """
     if not isinstance(error, str):
         raise TypeError(f"error must be a str, not {type(error).__name__}")
     if isinstance(retry_delay, bool) or not isinstance(retry_delay, (int, float)):
         raise TypeError(f"retry_delay must be a number, not {type(retry_delay).__name__}")
+    if not retry_delay <= _MAX_SECONDS:  # also refuses NaN
+        raise ValueError(
+            f"retry_delay must be at most {_MAX_SECONDS:,} seconds, not {retry_delay!r}"
+        )
     return await _update_running(
         db,
         job,
@@ -601,8 +672,9 @@ async def release(db: _Database, job: Job, *, table: str = "jobs", timeout: floa
     >>> await uninstall(conn)
     >>> await conn.close()
 
-    :class:`Worker` releases its job when it is cancelled, so a shutdown does
-    not make the job wait for its lease to expire.
+    :class:`Worker` releases its job when it is cancelled (once the handler
+    has ended), so a shutdown does not make the job wait for its lease to
+    expire.
     """
     status = await _update_running(
         db,
@@ -703,6 +775,115 @@ def _is_lost(conn: asyncpg.pool.PoolConnectionProxy) -> bool:
 _TRANSIENT = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
+def _backoff(first: float, cap: float, attempts: int) -> float:
+    """``first * 2 ** (attempts - 1)`` seconds, at most ``cap``, for any number of attempts.
+
+    The doubling stops once it reaches the cap: from 1,025 attempts on, ``2 ** (attempts - 1)``
+    no longer fits a float, and ``attempts`` may go up to 2**31 - 1.
+    """
+    doublings = max(0, attempts - 1)
+    if doublings >= math.log2(cap) - math.log2(first):
+        return cap
+    return min(cap, math.ldexp(first, doublings))
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    """Mark the outcome of a finished task as seen (no "exception never retrieved")."""
+    if not task.cancelled():
+        task.exception()
+
+
+async def _wait_done(task: asyncio.Future[Any]) -> None:
+    """Wait until ``task`` has ended, even if we are cancelled meanwhile; then re-raise that."""
+    interrupted: Optional[BaseException] = None
+    while not task.done():
+        try:
+            await asyncio.wait({task})
+        except asyncio.CancelledError as exc:
+            interrupted = exc
+    if interrupted is not None:
+        _retrieve(task)
+        raise interrupted
+
+
+async def _to_the_end(aw: Awaitable[_T]) -> _T:
+    """Run ``aw`` to its end in a task of its own; a cancellation meanwhile is raised after.
+
+    For clean-ups that must not be cut short (each is bounded by the worker's ``timeout``):
+    a second cancellation, from an impatient caller, then waits for them instead of
+    leaving them half done or running on unwatched.
+    """
+    task = asyncio.ensure_future(aw)
+    await _wait_done(task)
+    return task.result()
+
+
+async def _within(aw: Awaitable[_T], timeout: float) -> _T:
+    """Await ``aw`` for at most ``timeout`` seconds, then raise :exc:`asyncio.TimeoutError`.
+
+    Unlike :func:`asyncio.wait_for` on 3.8-3.11 (CPython gh-86296), a cancellation of the
+    caller is never lost, even when it arrives as ``aw`` finishes: ``aw`` runs in a task of
+    its own, and the caller only waits for it with :func:`asyncio.wait`.
+    """
+    task = asyncio.ensure_future(aw)
+    try:
+        await asyncio.wait({task}, timeout=timeout)
+    except asyncio.CancelledError:
+        task.cancel()
+        await _wait_done(task)
+        _retrieve(task)
+        raise
+    if not task.done():
+        task.cancel()
+        await _wait_done(task)
+        if task.cancelled():
+            raise asyncio.TimeoutError
+    return task.result()
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+class _Alarm:
+    """A wake-up call for one waiting task, without the races of ``wait_for(event.wait())``.
+
+    :meth:`set` wakes :meth:`wait`, which otherwise returns after its timeout.  No task is
+    created, and a cancellation of the waiting task always propagates: on 3.8-3.11
+    ``asyncio.wait_for(event.wait(), timeout)`` returns normally if the cancellation lands
+    just as the event is set, and the cancelled worker would carry on.
+    """
+
+    def __init__(self) -> None:
+        self._set = False
+        self._waiter: Optional[asyncio.Future[None]] = None
+
+    def set(self) -> None:
+        self._set = True
+        if self._waiter is not None:
+            _resolve(self._waiter)
+
+    def clear(self) -> None:
+        self._set = False
+
+    async def wait(self, timeout: float) -> bool:
+        """Return once set, or after ``timeout`` seconds; True if set."""
+        if not self._set:
+            loop = asyncio.get_running_loop()
+            self._waiter = waiter = loop.create_future()
+            timer = loop.call_later(timeout, _resolve, waiter)
+            try:
+                await waiter
+            finally:
+                timer.cancel()
+                self._waiter = None
+        return self._set
+
+
+_Listeners = Tuple[Callable[[object, int, str, object], None], Callable[[object], None]]
+
+
 class Worker:
     """Run ``handler`` on the jobs of one queue, one job at a time, until stopped.
 
@@ -721,11 +902,14 @@ class Worker:
     ...     await uninstall(pool)
     2 jobs done; BYE
 
-    ``pool`` must allow at least two connections: one listens for
-    notifications, the others claim jobs and renew leases, and the handler may
-    borrow from it too.  A handler that raises makes the attempt fail; the job
-    is retried after ``retry_delay`` seconds (doubling each time, at most
-    ``max_retry_delay``) until it has had ``max_attempts`` attempts:
+    While it runs, the worker keeps one connection of ``pool`` for itself: it
+    listens for notifications on it and makes all its own queries there
+    (claims, lease renewals, results).  A handler may borrow the others, even
+    all of them for longer than the lease: the renewals never wait for the
+    pool.  Hence ``pool`` must allow at least two connections.  A handler that
+    raises makes the attempt fail; the job is retried after ``retry_delay``
+    seconds (doubling each time, at most ``max_retry_delay``) until it has
+    had ``max_attempts`` attempts:
 
     >>> async def flaky(job):
     ...     if job.attempts < 3:
@@ -747,7 +931,9 @@ class Worker:
 
     ``run(burst=True)`` returns as soon as no job is ready, which suits batch
     scripts and tests.  :meth:`stop` lets the current job finish; cancelling
-    the task that runs :meth:`run` cancels the handler and releases the job.
+    the task that runs :meth:`run` cancels the handler and releases the job
+    (see "Stopping workers gracefully" above for what exactly happens).  The
+    durations are in seconds, each at most ``10**9``.
     """
 
     def __init__(
@@ -767,7 +953,10 @@ class Worker:
         if not isinstance(pool, asyncpg.Pool):
             raise TypeError(f"pool must be an asyncpg.Pool, not {type(pool).__name__}")
         if pool.get_max_size() < 2:
-            raise ValueError("the pool needs max_size >= 2: one connection listens, one works")
+            raise ValueError(
+                "the pool needs max_size >= 2: the worker keeps one connection,"
+                " handlers get the others"
+            )
         if not callable(handler):
             raise TypeError("handler must be an async function taking a Job")
         if not isinstance(queue, str) or not queue:
@@ -786,7 +975,7 @@ class Worker:
         self.timeout = _positive("timeout", timeout)
         self._stopping = False
         self._running = False
-        self._wakeup: Optional[asyncio.Event] = None
+        self._wakeup: Optional[_Alarm] = None
 
     def stop(self) -> None:
         """Ask :meth:`run` to return after the current job (safe from a signal handler)."""
@@ -803,159 +992,228 @@ class Worker:
         if self._running:
             raise RuntimeError("this worker is already running")
         self._running = True
-        self._wakeup = wakeup = asyncio.Event()
+        self._wakeup = wakeup = _Alarm()
 
         def on_notify(connection: object, pid: int, channel: str, payload: object) -> None:
             if payload == self.queue:
                 wakeup.set()
 
         def on_lost(connection: object) -> None:
-            wakeup.set()  # the listening connection closed: wake up and open another
+            wakeup.set()  # our connection closed: wake up and take another
 
-        listeners = (on_notify, on_lost)
-        listener: Optional[asyncpg.pool.PoolConnectionProxy] = None
+        listeners: _Listeners = (on_notify, on_lost)
+        conn: Optional[asyncpg.pool.PoolConnectionProxy] = None
         finished = 0
         try:
             while not self._stopping:
                 wakeup.clear()  # before claiming: a notification during the claim counts
                 try:
-                    if not burst and (listener is None or _is_lost(listener)):
-                        if listener is not None:  # the connection broke: listen on a new one
-                            old, listener = listener, None
-                            await self._unlisten(old, *listeners)
-                        listener = await self._listen(*listeners)
-                    job = await claim(
-                        self.pool,
-                        worker_id=self.worker_id,
-                        lease=self.lease,
-                        queue=self.queue,
-                        table=self.table,
-                        timeout=self.timeout,
-                    )
+                    if conn is None or _is_lost(conn):
+                        if conn is not None:  # the connection broke: give it back
+                            old, conn = conn, None
+                            await self._give_back(old, listeners)
+                        conn = await self._take(listeners, listen=not burst)
+                    job = await self._claim(conn)
                     if job is not None:
-                        finished += await self._process(job)
+                        finished += await self._process(conn, job)
                         continue
                     if burst:
                         break
-                    delay = await self._seconds_until_due()
+                    delay = await self._seconds_until_due(conn)
                 except _TRANSIENT as exc:
                     logger.warning("worker %s: database error: %r", self.worker_id, exc)
                     delay = self.poll_interval
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(wakeup.wait(), delay)
+                await wakeup.wait(delay)
         finally:
             try:
-                if listener is not None:
-                    await self._unlisten(listener, *listeners)
+                if conn is not None:
+                    await _to_the_end(self._give_back(conn, listeners))
             finally:
                 self._running = False
                 self._stopping = False
                 self._wakeup = None
         return finished
 
-    async def _listen(
-        self,
-        on_notify: Callable[[object, int, str, object], None],
-        on_lost: Callable[[object], None],
-    ) -> asyncpg.pool.PoolConnectionProxy:
-        """Borrow a connection for good and LISTEN on it; a lost connection wakes us."""
+    def _db(self, conn: asyncpg.pool.PoolConnectionProxy) -> _Database:
+        """The worker's own connection, or the pool while that one is broken."""
+        return self.pool if _is_lost(conn) else conn
+
+    async def _take(self, listeners: _Listeners, *, listen: bool) -> Any:
+        """Borrow the worker's own connection for good; LISTEN on it unless ``listen`` is False."""
+        on_notify, on_lost = listeners
         conn = await self.pool.acquire(timeout=self.timeout)
         try:
             conn.add_termination_listener(on_lost)
-            await asyncio.wait_for(
-                conn.add_listener(f"{self.table}_wakeup", on_notify), self.timeout
-            )
+            if listen:
+                await _within(conn.add_listener(f"{self.table}_wakeup", on_notify), self.timeout)
         except BaseException:
-            await self.pool.release(conn, timeout=self.timeout)
+            await _to_the_end(self._give_back(conn, listeners))
             raise
         return conn
 
-    async def _unlisten(
-        self,
-        conn: asyncpg.pool.PoolConnectionProxy,
-        on_notify: Callable[[object, int, str, object], None],
-        on_lost: Callable[[object], None],
+    async def _give_back(
+        self, conn: asyncpg.pool.PoolConnectionProxy, listeners: _Listeners
     ) -> None:
         """UNLISTEN (if the connection still works) and give the connection back."""
+        on_notify, on_lost = listeners
         with contextlib.suppress(*_TRANSIENT):
             try:
                 if not _is_lost(conn):
                     conn.remove_termination_listener(on_lost)
-                    await asyncio.wait_for(
+                    await _within(
                         conn.remove_listener(f"{self.table}_wakeup", on_notify), self.timeout
                     )
             finally:
                 await self.pool.release(conn, timeout=self.timeout)
 
-    async def _seconds_until_due(self) -> float:
-        """Seconds until a delayed job or a lease comes due, at most ``poll_interval``."""
-        async with self.pool.acquire(timeout=self.timeout) as conn:
-            due = await conn.fetchval(
-                f"""
-                SELECT EXTRACT(EPOCH FROM least(
-                    (SELECT min(run_after) FROM {self.table}
-                     WHERE queue = $1 AND status = 'queued'),
-                    (SELECT min(lease_expires_at) FROM {self.table}
-                     WHERE queue = $1 AND status = 'running')
-                ) - now())::float8
-                """,
-                self.queue,
+    async def _claim(self, conn: asyncpg.pool.PoolConnectionProxy) -> Optional[Job]:
+        """:func:`claim`, with nothing lost to a hard stop that lands while it is in flight."""
+        claiming = asyncio.ensure_future(
+            claim(
+                conn,
+                worker_id=self.worker_id,
+                lease=self.lease,
+                queue=self.queue,
+                table=self.table,
                 timeout=self.timeout,
             )
+        )
+        try:
+            await asyncio.wait({claiming})
+        except asyncio.CancelledError:
+            # The database may have handed us a job already (the claim committed, its reply
+            # still on the wire): let the claim finish and put back what it took.
+            await _to_the_end(self._put_back_claimed(conn, claiming))
+            raise
+        return claiming.result()
+
+    async def _put_back_claimed(
+        self, conn: asyncpg.pool.PoolConnectionProxy, claiming: asyncio.Future[Optional[Job]]
+    ) -> None:
+        await asyncio.wait({claiming})
+        if claiming.cancelled() or claiming.exception() is not None:
+            return  # nothing claimed, or we cannot know what: the lease will run out
+        job = claiming.result()
+        if job is not None:
+            await self._release_quietly(conn, job)
+
+    async def _seconds_until_due(self, conn: asyncpg.pool.PoolConnectionProxy) -> float:
+        """Seconds until a delayed job or a lease comes due, at most ``poll_interval``."""
+        due = await conn.fetchval(
+            f"""
+            SELECT EXTRACT(EPOCH FROM least(
+                (SELECT min(run_after) FROM {self.table}
+                 WHERE queue = $1 AND status = 'queued'),
+                (SELECT min(lease_expires_at) FROM {self.table}
+                 WHERE queue = $1 AND status = 'running')
+            ) - now())::float8
+            """,
+            self.queue,
+            timeout=self.timeout,
+        )
         if due is None:
             return self.poll_interval
         return min(self.poll_interval, max(0.0, float(due)) + 0.01)
 
-    async def _process(self, job: Job) -> int:
+    async def _process(self, conn: asyncpg.pool.PoolConnectionProxy, job: Job) -> int:
         """Run the handler with a renewed lease; record the outcome.  Returns 1 if finished."""
         try:
             handler_task = asyncio.ensure_future(self.handler(job))
         except Exception as exc:  # a plain function that raised or returned no awaitable
-            return await self._record_failure(job, f"{type(exc).__name__}: {exc}")
-        keeper = asyncio.ensure_future(self._keep_lease(job, handler_task))
+            error = f"{type(exc).__name__}: {exc}"
+            return await _to_the_end(self._record_failure(conn, job, error))
+        stop_renewing = _Alarm()
+        keeper = asyncio.ensure_future(self._keep_lease(conn, job, handler_task, stop_renewing))
         try:
             await asyncio.wait({handler_task})
         except asyncio.CancelledError:
-            # Hard stop: cancel the handler and hand the job back to the queue.
+            # Hard stop: cancel the handler and, once it has ended, hand the job back.
             handler_task.cancel()
-            await asyncio.wait({handler_task}, timeout=self.timeout)
-            await asyncio.shield(self._release_quietly(job))
+            await _to_the_end(
+                self._settle(conn, job, handler_task, keeper, stop_renewing, hard_stop=True)
+            )
             raise
-        finally:
-            keeper.cancel()
-            await asyncio.gather(keeper, return_exceptions=True)
+        # The handler has ended: record its outcome even if a hard stop lands meanwhile.
+        return await _to_the_end(
+            self._settle(conn, job, handler_task, keeper, stop_renewing, hard_stop=False)
+        )
+
+    async def _settle(
+        self,
+        conn: asyncpg.pool.PoolConnectionProxy,
+        job: Job,
+        handler_task: asyncio.Future[Any],
+        keeper: asyncio.Future[bool],
+        stop_renewing: _Alarm,
+        *,
+        hard_stop: bool,
+    ) -> int:
+        """Stop renewing the lease and record what became of the attempt.  1 if finished."""
+        if hard_stop:
+            await asyncio.wait({handler_task}, timeout=self.timeout)
+        stop_renewing.set()
+        await asyncio.wait({keeper})  # a renewal in flight ends first: it uses our connection
+        lease_lost = not keeper.cancelled() and keeper.exception() is None and keeper.result()
+        if not handler_task.done():  # it ignores its cancellation
+            handler_task.add_done_callback(_retrieve)
+            logger.warning(
+                "worker %s: the handler of job %s ignores cancellation; its lease will run out",
+                self.worker_id,
+                job.id,
+            )
+            return 0
+        if lease_lost:
+            _retrieve(handler_task)
+            logger.warning("worker %s: lease on job %s lost", self.worker_id, job.id)
+            return 0  # the job belongs to another worker now
+        if hard_stop and (handler_task.cancelled() or handler_task.exception() is not None):
+            await self._release_quietly(conn, job)
+            return 0
         if handler_task.cancelled():
-            if not keeper.cancelled() and keeper.exception() is None and keeper.result():
-                logger.warning("worker %s: lease on job %s lost", self.worker_id, job.id)
-                return 0  # the job belongs to another worker now
-            return await self._record_failure(job, "CancelledError: the handler was cancelled")
+            return await self._record_failure(
+                conn, job, "CancelledError: the handler was cancelled"
+            )
         error = handler_task.exception()
         if error is not None:
-            return await self._record_failure(job, f"{type(error).__name__}: {error}")
+            return await self._record_failure(conn, job, f"{type(error).__name__}: {error}")
         try:
             done = await complete(
-                self.pool, job, handler_task.result(), table=self.table, timeout=self.timeout
+                self._db(conn),
+                job,
+                handler_task.result(),
+                table=self.table,
+                timeout=self.timeout,
             )
         except (TypeError, ValueError) as bad_result:  # not JSON
-            return await self._record_failure(job, f"{type(bad_result).__name__}: {bad_result}")
+            return await self._record_failure(
+                conn, job, f"{type(bad_result).__name__}: {bad_result}"
+            )
         return 1 if done else 0
 
-    async def _record_failure(self, job: Job, error: str) -> int:
+    async def _record_failure(
+        self, conn: asyncpg.pool.PoolConnectionProxy, job: Job, error: str
+    ) -> int:
         """Fail the attempt, to be retried after an exponential back-off.  1 if final."""
         logger.info("worker %s: job %s failed: %s", self.worker_id, job.id, error)
-        delay = min(self.max_retry_delay, self.retry_delay * 2 ** (job.attempts - 1))
+        delay = _backoff(self.retry_delay, self.max_retry_delay, job.attempts)
         status = await fail(
-            self.pool, job, error, retry_delay=delay, table=self.table, timeout=self.timeout
+            self._db(conn), job, error, retry_delay=delay, table=self.table, timeout=self.timeout
         )
         return 1 if status == "failed" else 0
 
-    async def _keep_lease(self, job: Job, handler_task: asyncio.Future[Any]) -> bool:
-        """Renew the lease every lease/3 seconds; cancel the handler and return True if lost."""
-        while True:
-            await asyncio.sleep(self.lease / 3)
+    async def _keep_lease(
+        self,
+        conn: asyncpg.pool.PoolConnectionProxy,
+        job: Job,
+        handler_task: asyncio.Future[Any],
+        stop: _Alarm,
+    ) -> bool:
+        """Renew the lease every lease/3 seconds until ``stop``; if it is lost, cancel the
+        handler and return True."""
+        while not await stop.wait(self.lease / 3):
             try:
                 ours = await extend_lease(
-                    self.pool, job, lease=self.lease, table=self.table, timeout=self.timeout
+                    self._db(conn), job, lease=self.lease, table=self.table, timeout=self.timeout
                 )
             except _TRANSIENT as exc:
                 logger.warning("worker %s: cannot renew lease: %r", self.worker_id, exc)
@@ -963,9 +1221,10 @@ class Worker:
             if not ours:
                 handler_task.cancel()
                 return True
+        return False
 
-    async def _release_quietly(self, job: Job) -> None:
+    async def _release_quietly(self, conn: asyncpg.pool.PoolConnectionProxy, job: Job) -> None:
         try:
-            await release(self.pool, job, table=self.table, timeout=self.timeout)
+            await release(self._db(conn), job, table=self.table, timeout=self.timeout)
         except _TRANSIENT as exc:  # the lease will expire and the job be retried anyway
             logger.warning("worker %s: cannot release job %s: %r", self.worker_id, job.id, exc)

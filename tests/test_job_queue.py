@@ -2,8 +2,9 @@
 
 The multi-process tests start worker processes (``sys.executable`` running a
 small script) that share one jobs table, and check through an ``executions``
-table that every job ran exactly once, including when a worker is killed with
-SIGKILL in the middle of a job.
+table that every job is started once and finished once; when a worker is killed
+with SIGKILL in the middle of a job, that job is started once more, by another
+worker, and still finished once.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import sys
 import textwrap
 import uuid
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable, Dict, Iterator, List
+from typing import Any, AsyncIterator, Awaitable, Callable, Dict, Iterator, List, Type
 
 import asyncpg
 import pytest
@@ -157,6 +158,38 @@ def workers(tmp_path: Path, postgres_dsn: str, table: str) -> Iterator[WorkerPro
         yield manager
     finally:
         manager.kill_all()
+
+
+def hooked_connection_class(
+    fragment: str, hook: Callable[[], Awaitable[None]], *, before: bool = False
+) -> Type[asyncpg.Connection]:
+    """A real asyncpg connection that awaits ``hook()`` around each query containing
+    ``fragment``: after it has returned, before the caller sees the answer (or, with
+    ``before``, before the query is sent).
+
+    "After" is the moment a reply is still on the wire: the server has executed (and
+    committed) the statement, the caller has not received the result yet.  A test can
+    cancel the caller there, deterministically.
+    """
+
+    class Hooked(asyncpg.Connection):  # type: ignore[misc]
+        async def fetchrow(self, query: str, *args: Any, **kwargs: Any) -> Any:
+            if before and fragment in query:
+                await hook()
+            row = await super().fetchrow(query, *args, **kwargs)
+            if not before and fragment in query:
+                await hook()
+            return row
+
+        async def fetchval(self, query: str, *args: Any, **kwargs: Any) -> Any:
+            if before and fragment in query:
+                await hook()
+            value = await super().fetchval(query, *args, **kwargs)
+            if not before and fragment in query:
+                await hook()
+            return value
+
+    return Hooked
 
 
 async def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> None:
@@ -504,40 +537,52 @@ async def test_notification_wakes_an_idle_worker(pool: asyncpg.Pool, table: str)
 
 @pytest.mark.asyncio
 async def test_worker_listens_again_after_losing_its_connection(
-    pool: asyncpg.Pool, table: str
+    postgres_dsn: str, pool: asyncpg.Pool, table: str
 ) -> None:
     async def echo(job: Job) -> Any:
         return job.payload
 
-    async def listener_pids() -> List[int]:
-        rows = await pool.fetch(
-            "SELECT pid FROM pg_stat_activity WHERE query = $1",
-            f'LISTEN "{table}_wakeup"',
+    pids: List[int] = []  # the server processes of the worker's pool, in order of connection
+
+    async def record_pid(conn: asyncpg.Connection) -> None:
+        pids.append(conn.get_server_pid())
+
+    async def waiting_on(pid: int) -> bool:
+        # The worker's connection rests idle after its last query, which asks when the next
+        # job is due; it sent LISTEN on that connection before.
+        return bool(
+            await pool.fetchval(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE pid = $1 AND state = 'idle' AND query LIKE '%EXTRACT(EPOCH FROM least(%'",
+                pid,
+            )
         )
-        return [row["pid"] for row in rows]
 
-    worker = Worker(pool, echo, table=table, poll_interval=60)
-    task = asyncio.ensure_future(worker.run())
-    try:
-        await wait_until(listener_pids, 10, "the worker to listen")
-        (first,) = await listener_pids()
-        assert await pool.fetchval("SELECT pg_terminate_backend($1)", first)
+    async with asyncpg.create_pool(postgres_dsn, min_size=1, max_size=2, init=record_pid) as own:
+        worker = Worker(own, echo, table=table, poll_interval=60)
+        task = asyncio.ensure_future(worker.run())
+        try:
+            await wait_until(lambda: waiting_on(pids[0]), 10, "the worker to listen")
+            first = pids[0]
+            assert await pool.fetchval("SELECT pg_terminate_backend($1)", first)
 
-        async def listening_again() -> bool:
-            pids = await listener_pids()
-            return bool(pids) and first not in pids
+            async def listening_again() -> bool:
+                for pid in pids[1:]:  # the pool connects again, maybe more than once
+                    if await waiting_on(pid):
+                        return True
+                return False
 
-        await wait_until(listening_again, 10, "the worker to listen on a new connection")
-        job_id = await enqueue(pool, {"after": "reconnect"}, table=table)
+            await wait_until(listening_again, 10, "the worker to listen on a new connection")
+            job_id = await enqueue(pool, {"after": "reconnect"}, table=table)
 
-        async def done() -> bool:
-            info = await get_job(pool, job_id, table=table)
-            return info is not None and info.status == "done"
+            async def done() -> bool:
+                info = await get_job(pool, job_id, table=table)
+                return info is not None and info.status == "done"
 
-        await wait_until(done, 10, "the notification on the new connection")
-    finally:
-        worker.stop()
-        await asyncio.wait_for(task, 10)
+            await wait_until(done, 10, "the notification on the new connection")
+        finally:
+            worker.stop()
+            await asyncio.wait_for(task, 10)
 
 
 @pytest.mark.asyncio
@@ -675,3 +720,315 @@ async def test_stop_before_run_returns_at_once(pool: asyncpg.Pool, table: str) -
     assert await asyncio.wait_for(worker.run(), 10) == 0
     assert (await counts(pool, table=table))["queued"] == 1
     assert await asyncio.wait_for(worker.run(burst=True), 10) == 1  # the stop was used up
+
+
+# --- regressions: pool sharing, back-off arithmetic, hard stops ---------------------
+
+
+@pytest.mark.asyncio
+async def test_lease_is_renewed_while_the_handler_holds_the_pools_last_connection(
+    postgres_dsn: str, pool: asyncpg.Pool, table: str
+) -> None:
+    # The smallest pool a worker accepts: the worker listens on one connection, and the
+    # handler takes the other for three leases.  The renewals must still get through.
+    holding = asyncio.Event()
+    async with asyncpg.create_pool(postgres_dsn, min_size=1, max_size=2) as small:
+
+        async def hog(job: Job) -> str:
+            async with small.acquire(timeout=10) as conn:
+                holding.set()
+                await conn.execute("SELECT pg_sleep(1.5)")
+            return "kept"
+
+        job_id = await enqueue(pool, None, table=table)
+        worker = Worker(small, hog, table=table, lease=0.5, poll_interval=0.2)
+        task = asyncio.ensure_future(worker.run())
+        try:
+            await asyncio.wait_for(holding.wait(), 10)
+            stolen = []
+            for _ in range(10):  # one second: two leases after the first renewal was due
+                await asyncio.sleep(0.1)
+                thief = await claim(pool, worker_id="thief", table=table)
+                if thief is not None:
+                    stolen.append(thief.attempts)
+            assert stolen == [], "another worker took the job while its handler was running"
+
+            async def done() -> bool:
+                info = await get_job(pool, job_id, table=table)
+                return info is not None and info.status == "done"
+
+            await wait_until(done, 10, "the job to be done")
+        finally:
+            worker.stop()
+            assert await asyncio.wait_for(task, 10) == 1
+    info = await get_job(pool, job_id, table=table)
+    assert info is not None and (info.status, info.attempts, info.result) == ("done", 1, "kept")
+
+
+@pytest.mark.asyncio
+async def test_backoff_does_not_overflow_after_a_thousand_attempts(
+    pool: asyncpg.Pool, table: str
+) -> None:
+    calls: List[Any] = []
+
+    async def always_broken(job: Job) -> None:
+        calls.append((job.id, job.attempts))
+        raise RuntimeError("still broken")
+
+    # retry_delay * 2 ** (attempts - 1) no longer fits a float from attempt 1,025 on.
+    many = await enqueue(pool, None, max_attempts=1030, table=table)
+    top = await enqueue(pool, None, max_attempts=2**31 - 1, table=table)  # the column's limit
+    await pool.execute(f"UPDATE {table} SET attempts = 1027 WHERE id = $1", many)
+    await pool.execute(f"UPDATE {table} SET attempts = max_attempts - 1 WHERE id = $1", top)
+    worker = Worker(
+        pool, always_broken, table=table, retry_delay=0.01, max_retry_delay=0.05, poll_interval=0.2
+    )
+    task = asyncio.ensure_future(worker.run())
+
+    async def both_failed() -> bool:
+        if task.done():  # a worker that died shows its error here
+            raise AssertionError(f"the worker died: {task.result()!r}")
+        return (await counts(pool, table=table))["failed"] == 2
+
+    try:
+        await wait_until(both_failed, 15, "both jobs to fail for good")
+    finally:
+        worker.stop()
+        finished = await asyncio.wait_for(task, 10)
+    assert finished == 2
+    assert sorted(calls) == [(many, 1028), (many, 1029), (many, 1030), (top, 2**31 - 1)]
+    for job_id in (many, top):
+        info = await get_job(pool, job_id, table=table)
+        assert info is not None and (info.status, info.last_error) == (
+            "failed",
+            "RuntimeError: still broken",
+        )
+
+
+@pytest.mark.asyncio
+async def test_numbers_the_database_cannot_hold_are_refused(
+    pool: asyncpg.Pool, table: str
+) -> None:
+    async def noop(job: Job) -> None:
+        return None
+
+    too_big: List[Any] = [
+        (lambda: enqueue(pool, {}, max_attempts=2**31, table=table), "max_attempts"),
+        (lambda: enqueue(pool, {}, max_attempts=None, table=table), "max_attempts"),
+        (lambda: enqueue(pool, {}, delay=float("inf"), table=table), "delay must be"),
+        (lambda: enqueue(pool, {}, delay=1e12, table=table), "delay must be"),
+        (lambda: claim(pool, worker_id="w", lease=float("inf"), table=table), "lease must be"),
+        (lambda: claim(pool, worker_id="w", lease=1e12, table=table), "lease must be"),
+    ]
+    for call, message in too_big:
+        with pytest.raises(ValueError, match=message):
+            await call()
+    assert await counts(pool, table=table) == {"queued": 0, "running": 0, "done": 0, "failed": 0}
+    fake = Job(id=1, queue="default", payload=None, attempts=1, max_attempts=3)
+    for delay in (float("inf"), float("nan"), 1e12):
+        with pytest.raises(ValueError, match="retry_delay must be"):
+            await fail(pool, fake, "x", retry_delay=delay, table=table)
+    for name in ("lease", "poll_interval", "retry_delay", "max_retry_delay", "timeout"):
+        for value in (float("inf"), float("nan"), 1e12):
+            with pytest.raises(ValueError, match=f"{name} must be a positive number"):
+                Worker(pool, noop, table=table, **{name: value})
+
+
+@pytest.mark.asyncio
+async def test_hard_stop_while_the_claim_is_on_the_wire_releases_the_job(
+    postgres_dsn: str, pool: asyncpg.Pool, table: str
+) -> None:
+    claimed = asyncio.Event()
+    reply = asyncio.Event()
+
+    async def hold_the_reply() -> None:
+        claimed.set()
+        await reply.wait()
+
+    calls: List[int] = []
+
+    async def record(job: Job) -> str:
+        calls.append(job.attempts)
+        return "ran"
+
+    job_id = await enqueue(pool, None, max_attempts=1, table=table)
+    hooked = hooked_connection_class("WITH exhausted AS", hold_the_reply)
+    async with asyncpg.create_pool(
+        postgres_dsn, min_size=1, max_size=3, connection_class=hooked
+    ) as slow:
+        task = asyncio.ensure_future(Worker(slow, record, table=table).run())
+        await asyncio.wait_for(claimed.wait(), 10)
+        # The claim has committed: the job is running, its only attempt taken.
+        info = await get_job(pool, job_id, table=table)
+        assert info is not None and (info.status, info.attempts) == ("running", 1)
+        task.cancel()  # the hard stop lands before the worker has seen the reply
+        reply.set()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(task, 10)
+    assert calls == []
+    info = await get_job(pool, job_id, table=table)
+    assert info is not None and (info.status, info.attempts) == ("queued", 0)
+    # The job was put back whole: its one attempt is still there to be used.
+    assert await Worker(pool, record, table=table).run(burst=True) == 1
+    info = await get_job(pool, job_id, table=table)
+    assert info is not None and (info.status, info.attempts, info.result) == ("done", 1, "ran")
+    assert calls == [1]
+
+
+@pytest.mark.asyncio
+async def test_second_cancel_does_not_cut_the_release_short(
+    postgres_dsn: str, pool: asyncpg.Pool, table: str
+) -> None:
+    started = asyncio.Event()
+    releasing = asyncio.Event()
+    proceed = asyncio.Event()
+
+    async def hold_the_release() -> None:
+        releasing.set()
+        await proceed.wait()
+
+    async def endless(job: Job) -> None:
+        started.set()
+        await asyncio.sleep(3600)
+
+    job_id = await enqueue(pool, None, table=table)
+    hooked = hooked_connection_class("attempts = attempts - 1", hold_the_release)
+    async with asyncpg.create_pool(
+        postgres_dsn, min_size=1, max_size=3, connection_class=hooked
+    ) as slow:
+        task = asyncio.ensure_future(Worker(slow, endless, table=table).run())
+        await asyncio.wait_for(started.wait(), 10)
+        task.cancel()
+        await asyncio.wait_for(releasing.wait(), 10)  # the release has committed...
+        task.cancel()  # ...and an impatient caller cancels again
+        await asyncio.sleep(0.2)
+        still_releasing = not task.done()
+        proceed.set()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(task, 10)
+        assert still_releasing, "the worker task ended before its release did"
+        assert [t for t in asyncio.all_tasks() if t is not asyncio.current_task()] == []
+    info = await get_job(pool, job_id, table=table)
+    assert info is not None and (info.status, info.attempts) == ("queued", 0)
+
+
+@pytest.mark.asyncio
+async def test_cancel_as_listen_completes_is_not_lost(
+    postgres_dsn: str, pool: asyncpg.Pool, table: str
+) -> None:
+    # asyncio.wait_for on 3.8-3.11 returns the result and drops a cancellation that
+    # arrives as the awaited operation finishes (CPython gh-86296).
+    victim: List[asyncio.Task[Any]] = []
+
+    class CancelledAsListenCompletes(asyncpg.Connection):  # type: ignore[misc]
+        async def add_listener(self, channel: str, callback: Any) -> None:
+            await super().add_listener(channel, callback)
+            victim[0].cancel()
+
+    calls: List[int] = []
+
+    async def record(job: Job) -> None:
+        calls.append(job.id)
+
+    await enqueue(pool, None, table=table)
+    async with asyncpg.create_pool(
+        postgres_dsn, min_size=1, max_size=3, connection_class=CancelledAsListenCompletes
+    ) as p:
+        worker = Worker(p, record, table=table, poll_interval=0.2)
+        task = asyncio.ensure_future(worker.run())
+        victim.append(task)
+        done, _ = await asyncio.wait({task}, timeout=5)
+        if not done:
+            worker.stop()
+            await asyncio.wait_for(task, 10)
+        assert task.cancelled(), "the cancelled worker carried on"
+    assert calls == []
+    assert await counts(pool, table=table) == {"queued": 1, "running": 0, "done": 0, "failed": 0}
+
+
+@pytest.mark.asyncio
+async def test_cancel_with_stop_while_idle_ends_the_worker_cancelled(
+    pool: asyncpg.Pool, table: str
+) -> None:
+    async def noop(job: Job) -> None:
+        return None
+
+    worker = Worker(pool, noop, table=table, poll_interval=60)
+    task = asyncio.ensure_future(worker.run())
+    await asyncio.sleep(0.5)  # it finds nothing to do and waits for a wake-up
+    assert not task.done()
+    worker.stop()  # wakes the worker...
+    task.cancel()  # ...and a hard stop lands in the same loop iteration
+    done, _ = await asyncio.wait({task}, timeout=10)
+    assert done and task.cancelled(), f"the cancellation was lost: {task!r}"
+
+
+@pytest.mark.asyncio
+async def test_hard_stop_after_the_handler_returned_records_the_result(
+    postgres_dsn: str, pool: asyncpg.Pool, table: str
+) -> None:
+    completing = asyncio.Event()
+    proceed = asyncio.Event()
+
+    async def hold_the_completion() -> None:
+        completing.set()
+        await proceed.wait()
+
+    async def quick(job: Job) -> str:
+        return "finished"
+
+    job_id = await enqueue(pool, None, table=table)
+    hooked = hooked_connection_class("status = 'done'", hold_the_completion, before=True)
+    async with asyncpg.create_pool(
+        postgres_dsn, min_size=1, max_size=3, connection_class=hooked
+    ) as slow:
+        task = asyncio.ensure_future(Worker(slow, quick, table=table).run())
+        await asyncio.wait_for(completing.wait(), 10)  # the handler has returned
+        task.cancel()
+        proceed.set()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(task, 10)
+    info = await get_job(pool, job_id, table=table)
+    assert info is not None and (info.status, info.attempts, info.result) == (
+        "done",
+        1,
+        "finished",
+    )
+
+
+@pytest.mark.asyncio
+async def test_handler_that_ignores_cancellation_keeps_its_job_leased(
+    pool: asyncpg.Pool, table: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    started = asyncio.Event()
+    finish = asyncio.Event()
+    ended = asyncio.Event()
+
+    async def stubborn(job: Job) -> str:
+        started.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            await finish.wait()  # refuses to stop when told
+        finally:
+            ended.set()
+        return "too late"
+
+    job_id = await enqueue(pool, None, table=table)
+    task = asyncio.ensure_future(Worker(pool, stubborn, table=table, timeout=0.3).run())
+    await asyncio.wait_for(started.wait(), 10)
+    task.cancel()
+    try:
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(task, 10)
+        assert not ended.is_set()
+        assert "ignores cancellation" in caplog.text
+        # Not released while its handler may still be working on it: the lease decides.
+        info = await get_job(pool, job_id, table=table)
+        assert info is not None and (info.status, info.attempts) == ("running", 1)
+    finally:
+        finish.set()
+        await asyncio.wait_for(ended.wait(), 10)
+    await asyncio.sleep(0.05)
+    info = await get_job(pool, job_id, table=table)
+    assert info is not None and (info.status, info.attempts, info.result) == ("running", 1, None)
