@@ -44,11 +44,15 @@ Site map (paths relative to the site's root):
                          those answers after ``wide_delay`` seconds (0.05 s) and
                          links to the next one and back to ``/wide/``
 ``/links.html?to=URL``   a page linking to every ``to`` URL given; ``delay=S``
-                         makes it answer after S seconds (for tests)
-``/redirect.html?to=URL`` 302 to ``to``; without ``to``, a 302 with no Location
+                         makes it answer after S seconds, ``pad=N`` adds N bytes
+                         of text, up to 1 MB (for tests)
+``/redirect.html?to=URL`` 302 to ``to`` (the Location header is ``to`` as given);
+                         without ``to``, a 302 with no Location
+``/~guest/``             a user directory (for the tests of ``~`` and ``%7E``)
 
-Per-application counters (hits per path, requests in flight and their peak)
-live on the app under :data:`SITE_STATS`, never in module globals.
+Per-application counters (hits per path, the request targets exactly as they
+arrived on the wire, requests in flight and their peak) live on the app under
+:data:`SITE_STATS`, never in module globals.
 """
 
 from __future__ import annotations
@@ -84,7 +88,9 @@ PNG_BYTES = bytes.fromhex(
 class SiteStats:
     """What one served copy of the site has seen."""
 
-    hits: Counter[str] = field(default_factory=Counter)  # requests per path
+    hits: Counter[str] = field(default_factory=Counter)  # requests per (decoded) path
+    # Every request target (path and query) exactly as the client sent it, in order.
+    targets: List[str] = field(default_factory=list)
     in_flight: int = 0
     peak_in_flight: int = 0
 
@@ -99,6 +105,7 @@ async def count_requests(request: web.Request, handler: Handler) -> web.StreamRe
     """Count hits per path and track how many requests are in flight at once."""
     stats = request.app[SITE_STATS]
     stats.hits[request.path] += 1
+    stats.targets.append(request.raw_path)
     stats.in_flight += 1
     stats.peak_in_flight = max(stats.peak_in_flight, stats.in_flight)
     try:
@@ -316,14 +323,20 @@ async def links(request: web.Request) -> web.Response:
     delay = float(request.query.get("delay", "0"))
     if delay > 0:
         await _sleep_unless_gone(request, delay)
-    return _page("Links", *request.query.getall("to", []))
+    padding = "x" * min(int(request.query.get("pad", "0")), 1_000_000)
+    return _page("Links", *request.query.getall("to", []), extra=f"<p>{padding}</p>\n")
+
+
+async def guest(request: web.Request) -> web.Response:
+    return _page("Guest", "../about.html")
 
 
 async def redirect(request: web.Request) -> web.Response:
     target = request.query.get("to")
     if target is None:
         return web.Response(status=302, text="a redirect that forgot where to")
-    raise web.HTTPFound(target)
+    # Sent exactly as given: web.HTTPFound would tidy it up (dot segments and all).
+    return web.Response(status=302, headers={"Location": target})
 
 
 def make_site_app(
@@ -371,6 +384,7 @@ def make_site_app(
     add(r"/wide/{n:\d+}.html", make_wide_page(wide_delay))
     add("/links.html", links)
     add("/redirect.html", redirect)
+    add("/~guest/", guest)
     return app
 
 

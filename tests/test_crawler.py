@@ -11,6 +11,7 @@ crawler really asked for.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import multiprocessing
 import re
@@ -18,14 +19,15 @@ import socket
 import subprocess
 import sys
 import threading
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import aiohttp
 import pytest
 from aiohttp import web
+from aiohttp.abc import AbstractResolver
 
 from recipes import crawler
 from recipes.crawler import CrawlEvent, CrawlResult, crawl, extract_links, normalize_url
@@ -80,10 +82,12 @@ def page_hits(stats: SiteStats) -> Dict[str, int]:
     return {path: n for path, n in stats.hits.items() if path != "/robots.txt"}
 
 
-def links_url(base: str, *targets: str, delay: float = 0) -> str:
+def links_url(base: str, *targets: str, delay: float = 0, pad: int = 0) -> str:
     query: List[Tuple[str, str]] = [("to", target) for target in targets]
     if delay:
         query.append(("delay", str(delay)))
+    if pad:
+        query.append(("pad", str(pad)))
     return f"{base}/links.html?{urlencode(query)}"
 
 
@@ -262,6 +266,196 @@ def test_allowed_hosts_opens_other_hosts(run_virtual: Callable[..., Any], allow:
     else:
         assert f"{other}/chain/1.html" in result.visited
         assert second[SITE_STATS].hits["/robots.txt"] == 1  # its own robots.txt, once
+
+
+class LocalResolver(AbstractResolver):
+    """A DNS of our own: maps (host, port) to a port on 127.0.0.1 and notes every lookup.
+
+    It lets a test give a local server a name on the default port (``http://site.test/``)
+    without binding port 80.  An unknown (host, port) fails as an unknown name would.
+    """
+
+    def __init__(self, table: Dict[Tuple[str, int], str]) -> None:
+        self.table = {key: int(urlsplit(url).port or 0) for key, url in table.items()}
+        self.lookups: List[Tuple[str, int]] = []
+
+    async def resolve(self, host: str, port: int = 0, family: int = socket.AF_INET) -> Any:
+        self.lookups.append((host, port))
+        if (host, port) not in self.table:
+            raise OSError(f"no local server for {host}:{port}")
+        address = {"hostname": host, "host": "127.0.0.1", "port": self.table[host, port]}
+        return [{**address, "family": socket.AF_INET, "proto": 0, "flags": 0}]
+
+    async def close(self) -> None:
+        pass
+
+
+def test_a_start_url_on_the_default_port_keeps_to_its_scheme_host_and_port(
+    run_virtual: Callable[..., Any],
+) -> None:
+    # http://site.test/ is the site; http://site.test:8099/ another server of the same
+    # host (an admin app, say); https://site.test/ its other scheme.  Scope is scheme +
+    # host + port, so neither may be touched, and the same host spelled with its default
+    # port is the same origin.
+    site, admin = make_site_app(), make_site_app()
+
+    async def main() -> Tuple[CrawlResult, List[Tuple[str, int]]]:
+        async with served(site) as site_url, served(admin) as admin_url:
+            resolver = LocalResolver({("site.test", 80): site_url, ("site.test", 8099): admin_url})
+            links = [
+                "http://site.test:8099/chain/1.html",
+                "https://site.test/chain/1.html",
+                "HTTP://SITE.TEST:80/chain/2.html",
+                "http://site.test/chain/2.html",
+            ]
+            start = "http://site.test/links.html?" + urlencode([("to", to) for to in links])
+            connector = aiohttp.TCPConnector(resolver=resolver)
+            async with aiohttp.ClientSession(connector=connector) as session:
+                result = await crawl(start, max_depth=1, session=session)
+            return result, resolver.lookups
+
+    result, lookups = run_virtual(main)
+    assert sum(admin[SITE_STATS].hits.values()) == 0
+    assert set(lookups) == {("site.test", 80)}
+    assert result.errors == {}
+    assert sorted(url.split("?")[0] for url in result.visited) == [
+        "http://site.test/chain/2.html",
+        "http://site.test/links.html",
+    ]
+    assert site[SITE_STATS].hits["/chain/2.html"] == 1
+
+
+@pytest.mark.parametrize(
+    "allowed, reached",
+    [
+        (None, []),
+        (["site.test:8099"], ["http://site.test:8099/chain/1.html"]),
+        (["site.test"], ["http://site.test:8099/chain/1.html"]),  # every port of that host
+    ],
+)
+def test_allowed_hosts_on_the_default_port(
+    run_virtual: Callable[..., Any], allowed: Optional[List[str]], reached: List[str]
+) -> None:
+    site, admin = make_site_app(), make_site_app()
+
+    async def main() -> CrawlResult:
+        async with served(site) as site_url, served(admin) as admin_url:
+            resolver = LocalResolver({("site.test", 80): site_url, ("site.test", 8099): admin_url})
+            start = "http://site.test/links.html?to=http://site.test:8099/chain/1.html"
+            connector = aiohttp.TCPConnector(resolver=resolver)
+            async with aiohttp.ClientSession(connector=connector) as session:
+                return await crawl(start, max_depth=1, allowed_hosts=allowed, session=session)
+
+    result = run_virtual(main)
+    assert sorted(url for url in result.visited if "links.html" not in url) == reached
+    assert admin[SITE_STATS].hits["/chain/1.html"] == len(reached)
+
+
+# --- one spelling per page ----------------------------------------------------
+
+
+def request_target(url: str) -> str:
+    """What the request line must carry for a normalised URL: its path and query."""
+    parts = urlsplit(url)
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+@pytest.mark.parametrize(
+    "link",
+    [
+        "{base}/public/../private/secret.html",  # absolute: urljoin leaves the dots
+        "{base}/public/./../private/",
+        "public/%2E%2E/private/secret.html",  # encoded dots, which HTTP clients decode
+        "public/%2e%2e/private/",
+        "/redirect.html?to={base}/public/../private/secret.html",  # in a Location header
+        "/redirect.html?to=/public/%252E%252E/private/",  # the server decodes %25 once
+        "{base}//private/secret.html",  # many servers merge the slashes: not risked
+        "{base}/public/..%2Fprivate/secret.html",  # some decode %2F, then resolve ".."
+    ],
+)
+def test_dot_segments_cannot_smuggle_a_url_past_robots_txt(
+    run_virtual: Callable[..., Any], link: str
+) -> None:
+    app = make_site_app()  # robots.txt: Disallow: /private/
+
+    async def main() -> Tuple[CrawlResult, str]:
+        async with served(app) as base:
+            return await crawl(links_url(base, link.format(base=base)), max_depth=2), base
+
+    result, base = run_virtual(main)
+    paths = [target.split("?")[0] for target in app[SITE_STATS].targets]
+    assert [path for path in paths if "private" in path] == []  # never asked for
+    assert "blocked by robots.txt" in result.errors.values()
+    blocked = [url for url, reason in result.errors.items() if reason == "blocked by robots.txt"]
+    assert len(blocked) == 1 and blocked[0].startswith(base + "/") and "private" in blocked[0]
+
+
+def test_each_page_is_fetched_once_whatever_its_spelling(run_virtual: Callable[..., Any]) -> None:
+    app = make_site_app()
+
+    async def main() -> Tuple[CrawlResult, str]:
+        async with served(app) as base:
+            shouting = base.replace("http://", "HTTP://")
+            start = links_url(
+                base,
+                "about.html",
+                f"{base}/./about.html",
+                f"{base}/blog/../about.html",
+                f"{shouting}/about.html",
+                "%61bout.html",  # %61 is "a"
+                "blog/./x/../%2e%2E/about.html",
+                "~guest/",
+                "%7Eguest/",
+                "%7eguest/",
+                f"{base}/x/../%7Eguest/./",
+            )
+            return await crawl(start, max_depth=1), base
+
+    result, base = run_virtual(main)
+    hits = app[SITE_STATS].hits
+    assert (hits["/about.html"], hits["/~guest/"]) == (1, 1)
+    assert relative((url for url in result.visited if "links.html" not in url), base) == [
+        "/about.html",
+        "/~guest/",
+    ]
+    assert result.errors == {}
+
+
+def test_every_request_is_sent_exactly_as_its_normal_form(run_virtual: Callable[..., Any]) -> None:
+    # The seen-set, robots.txt and the request line must agree on every URL: the
+    # crawler sends the very URL it checked, and the client does not rewrite it.
+    app = make_site_app()
+    events: List[CrawlEvent] = []
+
+    async def main() -> str:
+        async with served(app) as base:
+            start = links_url(
+                base,
+                "ünï code.html",
+                "caf%c3%a9.html",
+                "a%zzb.html",
+                f"{base}/a//b.html",  # (urljoin merges the slashes of a relative link)
+                "q.html?x=a b&y=%7e&z=%2f",
+                "%7eguest/",
+                "blog/%2E%2E/about.html",
+            )
+            await crawl(start, max_depth=1, respect_robots=False, progress=events.append)
+            return base
+
+    base = run_virtual(main)
+    sent = sorted(app[SITE_STATS].targets)
+    assert sent == sorted(request_target(event.url) for event in events)
+    assert len(sent) == len(set(sent)) == 8
+    assert {request_target(event.url) for event in events} >= {
+        "/%C3%BCn%C3%AF%20code.html",
+        "/caf%C3%A9.html",
+        "/a%25zzb.html",
+        "/a//b.html",  # RFC 3986: not the same URL as /a/b.html, so not merged
+        "/q.html?x=a%20b&y=~&z=%2F",
+        "/~guest/",
+        "/about.html",
+    }
+    assert all(event.url.startswith(base + "/") for event in events)
 
 
 # --- robots.txt --------------------------------------------------------------
@@ -470,8 +664,9 @@ def test_slow_page_times_out_and_the_others_finish(run_virtual: Callable[..., An
 # --- failures, parsing and progress -----------------------------------------
 
 
+@pytest.mark.parametrize("threads", [0, 1])
 def test_a_failing_parse_loses_only_its_page(
-    run_virtual: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+    run_virtual: Callable[..., Any], monkeypatch: pytest.MonkeyPatch, threads: int
 ) -> None:
     real = crawler.extract_links
 
@@ -481,26 +676,102 @@ def test_a_failing_parse_loses_only_its_page(
         return real(page, base_url, encoding=encoding)
 
     monkeypatch.setattr(crawler, "extract_links", fragile)
-    result, _, base = crawl_site(run_virtual, **SITE_OPTIONS)
+    # Without an executor each page is parsed on its own; with one, in batches.
+    with ThreadPoolExecutor(threads) if threads else contextlib.nullcontext() as pool:
+        result, _, base = crawl_site(run_virtual, executor=pool, **SITE_OPTIONS)
     assert result.errors[f"{base}/about.html"] == "unexpected error: RuntimeError: parser exploded"
     # blog/ is also linked from the home page, so the rest of the site is unaffected.
     assert relative(result.visited, base) == [p for p in SITE_VISITED if p != "/about.html"]
 
 
-def test_pages_are_parsed_off_the_event_loop_thread(
-    run_virtual: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def record_parsing_threads(monkeypatch: pytest.MonkeyPatch) -> Dict[str, int]:
+    """Make extract_links note, per page (its URL's path), the thread that parsed it."""
     real = crawler.extract_links
-    threads: List[int] = []
+    threads: Dict[str, int] = {}
 
     def recording(page: Any, base_url: str, *, encoding: Optional[str] = None) -> List[str]:
-        threads.append(threading.get_ident())
+        threads[urlsplit(base_url).path] = threading.get_ident()
         return real(page, base_url, encoding=encoding)
 
     monkeypatch.setattr(crawler, "extract_links", recording)
+    return threads
+
+
+def test_pages_are_parsed_off_the_event_loop_thread(
+    run_virtual: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    threads = record_parsing_threads(monkeypatch)
     result, _, _ = crawl_site(run_virtual, **SITE_OPTIONS)
     assert len(threads) == len(result.visited)
-    assert threading.get_ident() not in threads  # the loop runs in this thread
+    assert threading.get_ident() not in set(threads.values())  # the loop runs in this thread
+
+
+@pytest.mark.parametrize("pool_threads", [0, 1])  # 0: the loop's default thread pool
+def test_pages_are_handed_to_the_executor_in_batches(
+    run_virtual: Callable[..., Any], monkeypatch: pytest.MonkeyPatch, pool_threads: int
+) -> None:
+    threads = record_parsing_threads(monkeypatch)
+    batches: List[int] = []
+    real_batch = crawler._extract_links_of_pages
+
+    def counting(pages: List[Any]) -> List[Any]:
+        batches.append(len(pages))
+        return real_batch(pages)
+
+    monkeypatch.setattr(crawler, "_extract_links_of_pages", counting)
+    # The 40 wide pages answer at the same moment: they queue up for the parser.
+    with ThreadPoolExecutor(pool_threads) if pool_threads else contextlib.nullcontext() as pool:
+        result, _, _ = crawl_site(run_virtual, path="/wide/", concurrency=40, executor=pool)
+    assert len(result.visited) == WIDE_PAGES + 1 and result.errors == {}
+    assert sum(batches) == WIDE_PAGES + 1
+    assert max(batches) > 1 and max(batches) <= crawler._BATCH_PAGES
+    assert threading.get_ident() not in set(threads.values())
+
+
+def test_an_executor_that_refuses_work_fails_the_pages_not_the_crawl(
+    run_virtual: Callable[..., Any],
+) -> None:
+    pool = ThreadPoolExecutor(1)
+    pool.shutdown()  # submit() now raises RuntimeError
+    result, _, base = crawl_site(run_virtual, path="/chain/1.html", executor=pool)
+    assert result.visited == frozenset()
+    [(url, reason)] = result.errors.items()
+    assert url == f"{base}/chain/1.html"
+    assert reason.startswith("unexpected error: RuntimeError: cannot schedule new futures")
+
+
+def test_cancelling_the_crawl_waits_for_the_pages_being_parsed(
+    run_virtual: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = crawler.extract_links
+    running: List[int] = []
+    finished: List[int] = []
+    started = threading.Event()
+
+    def slow(page: Any, base_url: str, *, encoding: Optional[str] = None) -> List[str]:
+        running.append(1)
+        started.set()
+        threading.Event().wait(0.3)  # a big page: real CPU time, in the thread
+        finished.append(1)
+        return real(page, base_url, encoding=encoding)
+
+    monkeypatch.setattr(crawler, "extract_links", slow)
+
+    async def main() -> Tuple[int, int]:
+        async with served(make_site_app()) as base:
+            with ThreadPoolExecutor(1) as pool:
+                task = asyncio.ensure_future(crawl(base + "/", executor=pool))
+                while not started.is_set():
+                    await asyncio.sleep(0.01)
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+                # crawl() has returned: no page of it may still be in the parser.
+                return len(running), len(finished)
+
+    running_count, finished_count = run_virtual(main)
+    assert running_count >= 1
+    assert finished_count == running_count
 
 
 def test_pages_can_be_parsed_in_another_process(run_virtual: Callable[..., Any]) -> None:
@@ -619,6 +890,7 @@ def test_cancelling_keeps_a_session_passed_in_open(run_virtual: Callable[..., An
         ("http://x/", {"timeout": "5"}, TypeError, "timeout must be a number"),
         ("http://x/", {"allowed_hosts": "example.com"}, TypeError, "not a single str"),
         ("http://x/", {"allowed_hosts": ["http://a/"]}, ValueError, "host names such as"),
+        ("http://x/", {"allowed_hosts": ["a:99999"]}, ValueError, "host names such as"),
         ("http://x/", {"user_agent": " "}, ValueError, "user_agent must not be empty"),
         ("http://x/", {"user_agent": None}, TypeError, "user_agent must be a str"),
         ("http://x/", {"session": object()}, TypeError, "session must be"),
@@ -658,6 +930,23 @@ def test_bad_arguments_are_refused_before_any_request(
         ("http://[::1]:8080/a", "http://[::1]:8080/a"),
         ("  http://example.com/  ", "http://example.com/"),
         ("http://example.com/?", "http://example.com/"),
+        ("http://h/public/../private/b.html", "http://h/private/b.html"),
+        ("http://h/public/%2E%2e/private/", "http://h/private/"),
+        ("http://h/a/./b.html", "http://h/a/b.html"),
+        ("http://h/a/b/../../../c", "http://h/c"),
+        ("http://h/a/..", "http://h/"),
+        ("http://h/a/.?x", "http://h/a/?x"),
+        ("http://h/.htaccess", "http://h/.htaccess"),
+        ("http://h/a//b.html", "http://h/a//b.html"),
+        ("http://h/%7euser/%7E", "http://h/~user/~"),
+        ("http://h/%41%2f%2F%3a", "http://h/A%2F%2F%3A"),
+        ("http://h/caf\u00e9 menu", "http://h/caf%C3%A9%20menu"),
+        ("http://h/100%", "http://h/100%25"),
+        ("http://h/p?q=a b&r=%7e&s=%2f", "http://h/p?q=a%20b&r=~&s=%2F"),
+        ("HTTP://HOST:80/", "http://host/"),
+        ("http://h:/x", "http://h/x"),
+        ("http://B\u00fccher.example/", "http://xn--bcher-kva.example/"),
+        ("http://[0:0::1]:80/", "http://[::1]/"),
     ],
 )
 def test_normalize_url(url: str, expected: str) -> None:
@@ -666,7 +955,17 @@ def test_normalize_url(url: str, expected: str) -> None:
 
 @pytest.mark.parametrize(
     "url",
-    ["mailto:a@b.c", "javascript:void(0)", "/relative", "http://[::1", "http://h:99999/", ""],
+    [
+        "mailto:a@b.c",
+        "javascript:void(0)",
+        "/relative",
+        "http://[::1",
+        "http://h:99999/",
+        "",
+        "http://ex ample.com/",
+        "http://a%41b/",
+        "http://[fe80::1%25eth0]/",
+    ],
 )
 def test_normalize_url_refuses(url: str) -> None:
     with pytest.raises(ValueError):
@@ -782,9 +1081,11 @@ def test_cli_prints_progress_and_a_summary() -> None:
     assert max(site.app[SITE_STATS].hits.values()) == 1
 
 
-def test_cli_json_output() -> None:
+@pytest.mark.parametrize("processes", [[], ["--processes", "0"], ["--processes", "2"]])
+def test_cli_json_output(processes: List[str]) -> None:
+    # By default the command line parses in a process pool when it has CPUs to spare.
     with ThreadedSite() as site:
-        done = run_cli(site.url + "/", "--timeout", "0.5", "--json", "--quiet")
+        done = run_cli(site.url + "/", "--timeout", "0.5", "--json", "--quiet", *processes)
     assert done.returncode == 0, done.stderr
     document = json.loads(done.stdout)
     assert document["start_url"] == site.url + "/"
@@ -822,6 +1123,7 @@ def test_cli_exit_status_when_nothing_was_visited() -> None:
         (["http://x/", "--max-pages", "many"], "expected an integer"),
         (["http://x/", "--timeout", "0"], "must be a finite number > 0"),
         (["http://x/", "--timeout", "inf"], "must be a finite number > 0"),
+        (["http://x/", "--processes", "-1"], "must be >= 0"),
         (["ftp://x/"], "not an http:// or https:// URL"),
         (["http://x/", "--allow-host", "http://y/"], "host names such as"),
         ([], "the following arguments are required: url"),
@@ -836,6 +1138,12 @@ def test_cli_refuses_bad_arguments(
     out, err = capsys.readouterr()
     assert message in err
     assert out == ""
+
+
+def test_default_parse_processes_leaves_a_cpu_to_the_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    for cpus, processes in [(1, 0), (2, 1), (4, 3), (64, 4)]:
+        monkeypatch.setattr(crawler, "_available_cpus", lambda cpus=cpus: cpus)
+        assert crawler.default_parse_processes() == processes
 
 
 def test_cli_bad_arguments_exit_with_status_2() -> None:
