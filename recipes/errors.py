@@ -389,6 +389,24 @@ async def retry(
     86296); on 3.11+ it is :func:`asyncio.timeout`, and on 3.8–3.10 the
     attempt runs in a task of its own, awaited with :func:`asyncio.wait`.
 
+    The same holds when the attempt makes something else of the
+    cancellation: a cleanup in its ``finally`` block that raises
+    ``ConnectionResetError`` (which would be retried), an ``except
+    CancelledError`` that raises another error, or one that swallows it and
+    returns a value.  ``retry`` raises :exc:`asyncio.CancelledError`, with
+    the attempt's error as its ``__cause__``, neither retrying nor returning.
+    That is guaranteed on 3.11+, where :meth:`asyncio.Task.cancelling`
+    counts the cancellation requests (an attempt that cancels its own task
+    and absorbs that cancellation must call :meth:`asyncio.Task.uncancel`,
+    as :func:`asyncio.timeout` does, or it is taken for a cancellation of the
+    caller), and with *timeout* on every version.  On 3.8–3.10 without
+    *timeout* the attempt runs in the caller's task, and nothing tells such
+    an error from an ordinary one, or from a timeout
+    inside the attempt that cancels the task itself and raises
+    :exc:`asyncio.TimeoutError` (async-timeout, which aiohttp uses there,
+    does): it is retried or raised like any other.  There, pass *timeout*
+    if the caller may be cancelled during an attempt whose cleanup can fail.
+
     Errors outside *retry_on* are not retried – a ``ValueError`` from bad input will
     not go away by asking again:
 
@@ -429,13 +447,24 @@ async def retry(
     random_source = random.Random() if rng is None else rng
     errors: List[Exception] = []
     for attempt in range(1, attempts + 1):
+        before = _cancel_requests()
         try:
             awaitable = factory()
             if inspect.isawaitable(awaitable):
                 if timeout is None:
-                    return await awaitable
-                return await _within(timeout, awaitable)
-        except retry_on as exc:
+                    result = await awaitable
+                else:
+                    result = await _within(timeout, awaitable)
+                if _cancel_requests() > before:
+                    raise asyncio.CancelledError  # the attempt swallowed our cancellation
+                return result
+        except Exception as exc:
+            if _cancel_requests() > before:
+                # The attempt turned our cancellation into an error (its cleanup
+                # raised): never retry it, never raise it in the cancellation's place.
+                raise asyncio.CancelledError from exc
+            if not isinstance(exc, retry_on):
+                raise
             error = exc
         else:
             raise TypeError(
@@ -460,6 +489,14 @@ async def retry(
     raise last
 
 
+def _cancel_requests() -> int:
+    """Cancellation requests pending for the current task (3.11+; always 0 before)."""
+    if sys.version_info < (3, 11):
+        return 0
+    task = asyncio.current_task()
+    return 0 if task is None else task.cancelling()
+
+
 if sys.version_info >= (3, 11):
 
     async def _within(timeout: float, aw: Awaitable[T]) -> T:
@@ -482,9 +519,13 @@ else:
         task = asyncio.ensure_future(aw)
         try:
             await asyncio.wait([task], timeout=timeout)
-        except asyncio.CancelledError:
+        except asyncio.CancelledError as exc:
+            # Ours, however the attempt ends: its error, if any, becomes the cause.
             task.cancel()
             await _until_done(task)
+            error = None if task.cancelled() else task.exception()
+            if isinstance(error, Exception):
+                raise exc from error
             raise
         if not task.done():  # timed out
             task.cancel()

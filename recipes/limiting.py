@@ -302,6 +302,14 @@ def limit_concurrency(
     return decorate
 
 
+def _cancel_requests() -> int:
+    """Cancellation requests pending for the current task (3.11+; always 0 before)."""
+    if sys.version_info < (3, 11):
+        return 0
+    task = asyncio.current_task()
+    return 0 if task is None else task.cancelling()
+
+
 def _discard(jobs: Any) -> None:
     """Close coroutines and cancel futures that will never be awaited."""
     for job in jobs:
@@ -392,7 +400,15 @@ async def bounded_gather(
     they have finished their cleanup and discards the rest.  That wait is
     not cut short by a further cancellation, which instead makes
     ``bounded_gather`` raise :exc:`asyncio.CancelledError` once it is over
-    (also when the wait began because a job failed).  Do not pass tasks: a
+    (also when the wait began because a job failed).  A job that turns its
+    cancellation into an error (a cleanup that raises) or swallows it does
+    not keep its worker going, even with ``return_exceptions=True``: the
+    workers are marked before they are cancelled, so on every Python version
+    no job starts after the cancellation.  (A cancellation that reaches a
+    worker from elsewhere, such as ``asyncio.run()`` cancelling every task
+    at exit, is recognised at once on 3.11+; on 3.8–3.10 once
+    ``bounded_gather``, cancelled in the same sweep, has marked the worker,
+    which may start one more job first.)  Do not pass tasks: a
     task is already running, so no limit can apply to it.  Invalid arguments
     raise before any job starts:
 
@@ -415,16 +431,26 @@ async def bounded_gather(
 
     results: List[Any] = [None] * len(jobs)
     todo = iter(enumerate(jobs))  # shared by all workers: each job is taken once
+    stopping = False  # set just before the workers are cancelled
 
     async def worker() -> None:
         for index, job in todo:
+            before = _cancel_requests()
             try:
                 awaitable = job if inspect.isawaitable(job) else job()
-                results[index] = await awaitable
+                result = await awaitable
             except Exception as exc:
+                if stopping or _cancel_requests() > before:
+                    # The job turned our cancellation into an error (its cleanup
+                    # raised): the worker must stop, not record it and go on.
+                    raise asyncio.CancelledError from exc
                 if not return_exceptions:
                     raise
                 results[index] = exc
+            else:
+                if stopping or _cancel_requests() > before:
+                    raise asyncio.CancelledError  # the job swallowed our cancellation
+                results[index] = result
 
     workers = [asyncio.create_task(worker()) for _ in range(min(limit, len(jobs)))]
     try:
@@ -439,6 +465,7 @@ async def bounded_gather(
     except BaseException as exc:
         # A job failed, or we were cancelled: stop the jobs in progress and
         # wait until their cleanup has run before letting the exception out.
+        stopping = True
         for task in workers:
             task.cancel()
         if await _until_done(workers) and not isinstance(exc, asyncio.CancelledError):

@@ -122,6 +122,26 @@ Python 3.12 can swallow a cancellation that arrives just as the tick ends
    stops the task.  A bare ``except:`` or ``except BaseException:`` still
    would; let it propagate.
 
+.. important::
+
+   A tick can still turn the cancellation into an ordinary error: a
+   ``finally`` block whose cleanup raises while the task is being cancelled
+   replaces the :exc:`asyncio.CancelledError` with that error, and the
+   ``except Exception`` that keeps the schedule alive would count it and
+   tick on.  :class:`PeriodicTask` reports such an error like any other
+   (``on_error`` or the log) and then ends.  ``stop()`` ends it on every
+   Python version (the loop also checks the flag that ``stop()`` sets).  A
+   cancellation from elsewhere, such as ``asyncio.run()`` cancelling a task
+   that nobody stopped, ends it on 3.11+, where
+   :meth:`asyncio.Task.cancelling` counts the cancellation requests (a tick
+   that cancels its own task and absorbs that cancellation must call
+   :meth:`asyncio.Task.uncancel`, as :func:`asyncio.timeout` does, or it is
+   taken for one of them), and on 3.8–3.10 only with ``timeout=``, which
+   runs the tick in a task of its own.  On 3.8–3.10 without it, such a
+   tick (or one that swallows the cancellation) lets the schedule go on,
+   and ``asyncio.run()`` then waits forever: stop the task yourself, as the
+   next section says anyway.
+
 Stopping cleanly
 ----------------
 
@@ -216,43 +236,85 @@ async def _until_done(task: asyncio.Future[Any]) -> bool:
     return cancelled
 
 
+def _report_quietly(report: Callable[[Exception], object], error: Exception) -> None:
+    """Call ``report(error)``; an error of its own is logged, not raised over a cancellation."""
+    try:
+        report(error)
+    except Exception:
+        logger.exception("on_error failed while the periodic task was being cancelled")
+
+
 if sys.version_info >= (3, 11):
 
-    async def _within(timeout: float, aw: Awaitable[T]) -> T:
-        """Await *aw* for at most *timeout* seconds, else cancel it and raise TimeoutError.
+    async def _call(
+        aw: Awaitable[T], timeout: Optional[float], report: Callable[[Exception], object]
+    ) -> T:
+        """Await one tick (for at most *timeout* seconds) so that a cancellation wins.
 
-        asyncio.timeout() runs *aw* in the calling task and counts cancel
-        requests, so a cancellation from outside is never taken for the timeout.
+        The loop catches a tick's exceptions so that one bad tick does not end
+        it.  But a tick may turn the CancelledError that stops the task into
+        another exception (a cleanup that raises) or swallow it, and the loop
+        would then tick on, so that whoever cancelled the task (asyncio.run()
+        at exit) waits forever.  So if the task was asked to stop while *aw*
+        ran, as Task.cancelling() tells, CancelledError is raised however *aw*
+        ended, after passing its error, if any, to *report*.
+        asyncio.timeout() takes back (uncancel()) its own request, so the
+        timeout is never taken for a cancellation, nor is a timeout inside *aw*.
         """
-        async with asyncio.timeout(timeout):
-            return await aw
+        task = asyncio.current_task()
+        before = 0 if task is None else task.cancelling()
+        try:
+            if timeout is None:
+                result = await aw
+            else:
+                async with asyncio.timeout(timeout):
+                    result = await aw
+        except Exception as exc:
+            if task is None or task.cancelling() <= before:
+                raise
+            _report_quietly(report, exc)
+            raise asyncio.CancelledError from exc
+        if task is not None and task.cancelling() > before:
+            raise asyncio.CancelledError
+        return result
 
 else:
 
-    async def _within(timeout: float, aw: Awaitable[T]) -> T:
-        """The same on 3.8-3.10, without asyncio.wait_for (CPython gh-86296).
+    async def _call(
+        aw: Awaitable[T], timeout: Optional[float], report: Callable[[Exception], object]
+    ) -> T:
+        """The same on 3.8-3.10, where a task does not count cancellation requests.
 
-        wait() never raises on the task's behalf: a CancelledError here is always
-        ours, even when the task ends in the same loop step.
+        Without a timeout the tick runs in this task and its outcome is taken
+        as it is: only stop() is recognised, by the flag the loop checks.  With
+        one, the tick runs in a task of its own, awaited with asyncio.wait()
+        (not wait_for(): CPython gh-86296): wait() never raises on that task's
+        behalf, so a CancelledError here is always a cancellation of this task,
+        even when the tick ends in the same loop step or makes something else
+        of its own cancellation.
         """
-        task = asyncio.ensure_future(aw)
+        if timeout is None:
+            return await aw
+        tick = asyncio.ensure_future(aw)
+        interrupted: Optional[asyncio.CancelledError] = None
         try:
-            await asyncio.wait({task}, timeout=timeout)
-        except asyncio.CancelledError:
-            task.cancel()
-            await _until_done(task)
-            if not task.cancelled():
-                task.exception()  # retrieved: no "Task exception was never retrieved"
-            raise
-        if not task.done():  # timed out
-            task.cancel()
-            if await _until_done(task):
-                if not task.cancelled():
-                    task.exception()
-                raise asyncio.CancelledError from None  # cancelled meanwhile: that wins
-            if task.cancelled():
-                raise asyncio.TimeoutError from None
-        return task.result()  # also what a tick that ignored the cancel returned
+            await asyncio.wait({tick}, timeout=timeout)
+        except asyncio.CancelledError as exc:
+            interrupted = exc
+        timed_out = interrupted is None and not tick.done()
+        if not tick.done():  # timed out, or this task was cancelled: stop the tick
+            tick.cancel()
+            if await _until_done(tick) and interrupted is None:
+                interrupted = asyncio.CancelledError()  # cancelled while the tick unwound
+        error = None if tick.cancelled() else tick.exception()  # retrieved, in any case
+        if interrupted is not None:  # the cancellation wins, however the tick ended
+            if isinstance(error, Exception):
+                _report_quietly(report, error)
+                raise interrupted from error
+            raise interrupted
+        if timed_out and tick.cancelled():
+            raise asyncio.TimeoutError from None
+        return tick.result()  # also what a tick that ignored the cancel returned
 
 
 class PeriodicTask:
@@ -281,7 +343,10 @@ class PeriodicTask:
     another.  An :exc:`Exception` raised by a tick, or a tick that exceeds
     *timeout* seconds, is passed to ``on_error(exc)`` (logged if no
     ``on_error`` is given), counted in :attr:`errors`, and the schedule goes
-    on.  *jitter* delays each tick by a random amount in ``[0, jitter)``
+    on, unless the task is being cancelled meanwhile: a tick that turns that
+    cancellation into an error (or swallows it) does not keep the task alive
+    (see the chapter for what counts as a cancellation on 3.8–3.10).
+    *jitter* delays each tick by a random amount in ``[0, jitter)``
     seconds without moving the deadlines of later ticks, so that many
     processes started together do not hit a server in the same instant:
 
@@ -462,16 +527,16 @@ class PeriodicTask:
 
     async def _run_tick(self) -> None:
         try:
-            if self._timeout is None:
-                await self._func()
-            else:
-                await _within(self._timeout, self._func())
+            await _call(self._func(), self._timeout, self._report)
         except Exception as exc:  # CancelledError is a BaseException: it propagates
-            self._errors += 1
-            if self._on_error is None:
-                logger.error("periodic task %r: tick failed", self.name, exc_info=exc)
-            else:
-                self._on_error(exc)
+            self._report(exc)
+
+    def _report(self, exc: Exception) -> None:
+        self._errors += 1
+        if self._on_error is None:
+            logger.error("periodic task %r: tick failed", self.name, exc_info=exc)
+        else:
+            self._on_error(exc)
 
     def _next_tick(self, tick: int, now: float, started_at: float) -> int:
         following = tick + 1

@@ -53,6 +53,17 @@ marked done, so it is the producer's way of asking "is everything processed?".
    Calling it twice for one item raises
    ``ValueError: task_done() called too many times``.
 
+.. important::
+
+   That ``except Exception`` has a trap.  A handler whose cleanup raises
+   while the consumer is being cancelled (a ``finally`` block whose
+   ``await conn.close()`` fails) turns the :exc:`asyncio.CancelledError`
+   into that error; the consumer catches it as one more failed item and
+   loops on, and whoever cancelled it (a shutdown, ``asyncio.run()``) waits
+   forever.  :func:`consume` and :func:`run_pipeline` end cancelled in that
+   case.  Their references say on which Python versions, and for which
+   cancellations, that holds.
+
 Applying backpressure with a bounded queue
 ------------------------------------------
 
@@ -197,8 +208,10 @@ gathered outcomes confirm that both ended by cancellation.
    them, so the worker's ``finally`` blocks do run, but only then: after
    ``main()`` has already closed what the worker may still need (a session,
    a connection pool), and an exception raised in that cleanup is only
-   logged.  A worker that swallows the cancellation makes ``asyncio.run()``
-   wait for it forever, and a worker whose task object is dropped and
+   logged.  A worker that swallows the cancellation, or whose handler turns
+   it into an error that the worker catches, makes ``asyncio.run()`` wait
+   for it forever (:func:`consume` ends cancelled then, on Python 3.11+),
+   and a worker whose task object is dropped and
    garbage-collected produces ``Task was destroyed but it is pending!``.
    Keep the task objects, cancel them at the end, and await them.
 
@@ -239,6 +252,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import itertools
 import logging
 import sys
@@ -259,6 +273,7 @@ from typing import (
     Optional,
     Protocol,
     Sequence,
+    Set,
     Tuple,
     Type,
     TypeVar,
@@ -334,6 +349,28 @@ async def consume(
     given, and the consumer moves on to the next item.
     :exc:`asyncio.CancelledError` is never caught.
 
+    Nor is a cancellation that ``handle`` turns into something else.  If the
+    consumer is cancelled while ``handle`` runs, and ``handle`` raises another
+    exception instead (a ``finally`` block whose cleanup raises, an ``except
+    CancelledError`` that raises an error of its own) or swallows the
+    cancellation and returns, the exception (if any) is reported as above
+    and the consumer then ends cancelled, without taking another item.
+
+    That holds on Python 3.11+, where :meth:`asyncio.Task.cancelling` counts
+    the cancellation requests.  (Code in ``handle`` that cancels its own
+    task and absorbs that cancellation must call
+    :meth:`asyncio.Task.uncancel`, as :func:`asyncio.timeout` and
+    :class:`asyncio.TaskGroup` do, or it is taken for a cancellation of the
+    consumer.)  On 3.8–3.10 nothing tells such an error from a timeout
+    inside ``handle`` that cancels the task itself and raises
+    :exc:`asyncio.TimeoutError` (async-timeout, which aiohttp uses there,
+    does), so the consumer takes it for a failed item and carries on, as it
+    does when ``handle`` swallows the cancellation.  There, keep
+    ``handle``'s cleanup from raising while it is cancelled
+    (:func:`recipes.cancellation.shielded_cleanup` lets the cancellation
+    win), or stop consumers between items with :data:`STOP` or
+    :meth:`ClosableQueue.close`.
+
     >>> failed = []
     >>> async def picky(item):
     ...     if item == "bad":
@@ -345,6 +382,13 @@ async def consume(
     [('bad', "cannot handle 'bad'")]
     >>> await queue.join()
     """
+
+    def report(item: Any, exc: Exception) -> None:
+        if on_error is None:
+            logger.error("consumer failed on item %r", item, exc_info=exc)
+        else:
+            on_error(item, exc)
+
     while True:
         try:
             item = await queue.get()
@@ -354,12 +398,9 @@ async def consume(
             if item is STOP:
                 return
             try:
-                await handle(item)
+                await _call(handle(item), None, None, functools.partial(report, item))
             except Exception as exc:
-                if on_error is None:
-                    logger.error("consumer failed on item %r", item, exc_info=exc)
-                else:
-                    on_error(item, exc)
+                report(item, exc)
         finally:
             queue.task_done()
 
@@ -719,15 +760,28 @@ async def _stage_worker(
     results: Dict[int, Any],
     failures: List[StageFailure],
     timeout: Optional[float],
+    stopping: Set[asyncio.Task[Any]],
 ) -> None:
+    me = asyncio.current_task()
+
+    def stopped() -> bool:
+        return me in stopping
+
+    def report(index: int, exc: Exception) -> None:
+        logger.error(
+            "pipeline stage %r failed on item %d while being cancelled; the cancellation goes on",
+            name,
+            index,
+            exc_info=exc,
+        )
+
     while True:
         index, item = await inbox.get()
         try:
             try:
-                if timeout is None:
-                    output = await stage(item)
-                else:
-                    output = await _within(timeout, stage(item))
+                output = await _call(
+                    stage(item), timeout, stopped, functools.partial(report, index)
+                )
             except Exception as exc:
                 failures.append(StageFailure(index, name, item, exc))
             else:
@@ -755,12 +809,17 @@ async def _unless_workers_die(task: asyncio.Task[None], workers: List[asyncio.Ta
     ) from cause
 
 
-async def _cancel_and_wait(tasks: Sequence[asyncio.Task[Any]]) -> None:
+async def _cancel_and_wait(
+    tasks: Sequence[asyncio.Task[Any]], stopping: Set[asyncio.Task[Any]]
+) -> None:
     """Cancel *tasks* and wait until all have ended, even if we are cancelled meanwhile.
 
-    A cancellation that arrives during the wait is raised afterwards, so no
-    task is left running behind our back.
+    Each task is added to *stopping* first: a worker that finds itself there
+    ends even if its stage turned the cancellation into an error.  A
+    cancellation that arrives during the wait is raised afterwards, so no task
+    is left running behind our back.
     """
+    stopping.update(tasks)
     for task in tasks:
         task.cancel()
     if await _until_done(tasks):
@@ -783,39 +842,107 @@ async def _until_done(tasks: Sequence[asyncio.Future[Any]]) -> bool:
     return cancelled
 
 
+def _report_quietly(report: Callable[[Exception], object], error: Exception) -> None:
+    """Call ``report(error)``; an error of its own is logged, not raised over a cancellation."""
+    try:
+        report(error)
+    except Exception:
+        logger.exception("error handler failed while its worker was being cancelled")
+
+
 if sys.version_info >= (3, 11):
 
-    async def _within(timeout: float, aw: Awaitable[T]) -> T:
-        """Await *aw* for at most *timeout* seconds, else cancel it and raise TimeoutError.
+    async def _call(
+        aw: Awaitable[T],
+        timeout: Optional[float],
+        stopped: Optional[Callable[[], bool]],
+        report: Callable[[Exception], object],
+    ) -> T:
+        """Await *aw* (for at most *timeout* seconds) on behalf of a worker loop.
 
-        asyncio.timeout() runs *aw* in the calling task and counts cancel
-        requests, so a cancellation from outside is never taken for the timeout.
+        The loop catches the handler's exceptions so that one bad item does not
+        end it.  But a handler may turn the CancelledError that stops the worker
+        into another exception (a cleanup that raises) or swallow it, and the
+        loop would then go on, so that whoever cancelled the worker waits
+        forever.  So if this task was asked to stop while *aw* ran, as
+        Task.cancelling() or *stopped* tells, CancelledError is raised however
+        *aw* ended, after passing its error, if any, to *report*.
+        asyncio.timeout() takes back (uncancel()) its own request, so the
+        timeout is never taken for a cancellation, nor is a timeout inside *aw*.
         """
-        async with asyncio.timeout(timeout):
-            return await aw
+        task = asyncio.current_task()
+        before = 0 if task is None else task.cancelling()
+
+        def asked_to_stop() -> bool:
+            if stopped is not None and stopped():
+                return True
+            return task is not None and task.cancelling() > before
+
+        try:
+            if timeout is None:
+                result = await aw
+            else:
+                async with asyncio.timeout(timeout):
+                    result = await aw
+        except Exception as exc:
+            if not asked_to_stop():
+                raise
+            _report_quietly(report, exc)
+            raise asyncio.CancelledError from exc
+        if asked_to_stop():
+            raise asyncio.CancelledError
+        return result
 
 else:
 
-    async def _within(timeout: float, aw: Awaitable[T]) -> T:
-        """The same on 3.8-3.10, without asyncio.wait_for (CPython gh-86296).
+    async def _call(
+        aw: Awaitable[T],
+        timeout: Optional[float],
+        stopped: Optional[Callable[[], bool]],
+        report: Callable[[Exception], object],
+    ) -> T:
+        """The same on 3.8-3.10, where a task does not count cancellation requests.
 
-        wait() never raises on the task's behalf: a CancelledError here is always
-        ours, even when the task ends in the same loop step.
+        Without a timeout, *aw* runs in this task and only *stopped* can tell
+        that the worker was asked to stop.  With one, *aw* runs in a task of its
+        own, awaited with asyncio.wait() (not wait_for(): CPython gh-86296):
+        wait() never raises on that task's behalf, so a CancelledError here is
+        always a cancellation of this task, even when *aw* ends in the same
+        loop step or makes something else of its own cancellation.
         """
-        task = asyncio.ensure_future(aw)
+        if timeout is None:
+            try:
+                result = await aw
+            except Exception as exc:
+                if stopped is None or not stopped():
+                    raise
+                _report_quietly(report, exc)
+                raise asyncio.CancelledError from exc
+            if stopped is not None and stopped():
+                raise asyncio.CancelledError
+            return result
+        call = asyncio.ensure_future(aw)
+        interrupted: Optional[asyncio.CancelledError] = None
         try:
-            await asyncio.wait([task], timeout=timeout)
-        except asyncio.CancelledError:
-            task.cancel()
-            await _until_done([task])
-            raise
-        if not task.done():  # timed out
-            task.cancel()
-            if await _until_done([task]):
-                raise asyncio.CancelledError from None  # cancelled meanwhile: that wins
-            if task.cancelled():
-                raise asyncio.TimeoutError from None
-        return task.result()  # also what a call that ignored the cancel returned
+            await asyncio.wait([call], timeout=timeout)
+        except asyncio.CancelledError as exc:
+            interrupted = exc
+        timed_out = interrupted is None and not call.done()
+        if not call.done():  # timed out, or this task was cancelled: stop the call
+            call.cancel()
+            if await _until_done([call]) and interrupted is None:
+                interrupted = asyncio.CancelledError()  # cancelled while the call unwound
+        if interrupted is None and stopped is not None and stopped():
+            interrupted = asyncio.CancelledError()
+        if interrupted is not None:  # the cancellation wins, however the call ended
+            error = None if call.cancelled() else call.exception()
+            if isinstance(error, Exception):
+                _report_quietly(report, error)
+                raise interrupted from error
+            raise interrupted
+        if timed_out and call.cancelled():
+            raise asyncio.TimeoutError from None
+        return call.result()  # also what a call that ignored the cancel returned
 
 
 async def run_pipeline(
@@ -868,7 +995,17 @@ async def run_pipeline(
     left behind.  An exception raised by *source* itself is re-raised, and if
     ``run_pipeline`` is cancelled every worker is cancelled and awaited before
     :exc:`asyncio.CancelledError` propagates; a further cancellation during
-    that wait does not cut it short.  The per-call timeout never hides a
+    that wait does not cut it short.  A stage that turns its cancellation
+    into another exception (its cleanup raises) or swallows it does not keep
+    its worker going: ``run_pipeline`` marks the workers it cancels, so on
+    every Python version such a worker ends once the stage call has ended,
+    and the stage's error is logged (``recipes.queues`` logger) with the
+    stage name and the item's index.  On 3.11+ a worker ends the same way
+    whoever cancels it.  On 3.8–3.10 without *timeout*, a cancellation that
+    reaches a worker directly (``asyncio.run()`` cancels every task at exit)
+    counts only once ``run_pipeline``, cancelled in the same sweep, has
+    marked the worker, which may start one more item first.  The per-call
+    timeout never hides a
     cancellation, even one that lands as a stage call ends (it is not
     :func:`asyncio.wait_for`, which can before Python 3.12: CPython issue
     86296).  A worker that ends for another
@@ -910,12 +1047,15 @@ async def run_pipeline(
     results: Dict[int, Any] = {}
     failures: List[StageFailure] = []
     groups: List[List[asyncio.Task[None]]] = []
+    stopping: Set[asyncio.Task[Any]] = set()  # the workers we cancel: see _call()
     for number, (stage, name, count) in enumerate(zip(stages, names, counts)):
         outbox = queues[number + 1] if number + 1 < len(stages) else None
         groups.append(
             [
                 asyncio.create_task(
-                    _stage_worker(stage, name, queues[number], outbox, results, failures, timeout),
+                    _stage_worker(
+                        stage, name, queues[number], outbox, results, failures, timeout, stopping
+                    ),
                     name=f"pipeline-{name}-{worker}",
                 )
                 for worker in range(count)
@@ -932,10 +1072,10 @@ async def run_pipeline(
             everything.append(joiner)
             await _unless_workers_die(joiner, alive)
             # Everything this stage will ever see is done: its workers sit idle in get().
-            await _cancel_and_wait(group)
+            await _cancel_and_wait(group, stopping)
             alive = alive[len(group) :]
     finally:
-        await _cancel_and_wait(everything)
+        await _cancel_and_wait(everything, stopping)
     return PipelineResult(
         results=[results[index] for index in sorted(results)],
         failures=sorted(failures, key=lambda failure: failure.index),

@@ -726,7 +726,11 @@ class BackgroundTasks:
         waits for every task to finish before it lets the cancellation
         propagate, so nothing is ever left running; a task that ignores
         cancellation therefore keeps :meth:`close` waiting, as it would keep
-        an :class:`asyncio.TaskGroup` waiting.  Closing twice is harmless.
+        an :class:`asyncio.TaskGroup` waiting.  A task whose cleanup raises
+        while it is being cancelled ends failed, not cancelled: its error is
+        reported like any other (``on_error``, or the log) and kept in
+        :attr:`errors`, and :meth:`close` returns once that task has ended,
+        as for any other.  Closing twice is harmless.
         """
         _check_seconds("grace", grace)
         self._closed = True

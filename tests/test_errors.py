@@ -7,6 +7,7 @@ import functools
 import inspect
 import math
 import random
+import sys
 from typing import Any, Awaitable, Callable, List, Tuple
 
 import pytest
@@ -436,6 +437,86 @@ def test_the_timeout_of_an_attempt_is_not_taken_for_a_cancel(run_virtual: Any) -
         return await retry(stubborn, attempts=2, timeout=1)
 
     assert run_virtual(main) == "late"
+
+
+# What an attempt may make of the CancelledError that stops its caller: a cleanup
+# that raises a retryable error in ``finally``, an ``except CancelledError`` that
+# raises a non-retryable one, or one that swallows it and returns.
+TURNS = ["raises in finally", "converts", "swallows"]
+
+
+@pytest.mark.parametrize("timeout", [None, 60.0])
+@pytest.mark.parametrize("behaviour", TURNS)
+def test_an_attempt_that_turns_the_cancellation_into_an_error_is_not_retried(
+    run_virtual: Any, behaviour: str, timeout: Any
+) -> None:
+    """The caller was cancelled: retry() raises CancelledError, never retries or returns."""
+    if timeout is None and sys.version_info < (3, 11):
+        pytest.skip(
+            "Task.cancelling() is 3.11+: on 3.8-3.10 retry() without a timeout cannot tell "
+            "(see its reference)"
+        )
+    attempts: List[str] = []
+
+    async def attempt() -> str:
+        attempts.append("attempt")
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            if behaviour == "converts":
+                raise ValueError("goodbye failed") from None
+            if behaviour == "swallows":
+                return "late"
+            raise
+        finally:
+            if behaviour == "raises in finally":
+                raise ConnectionResetError("goodbye failed")
+        return "answer"
+
+    async def main() -> Any:
+        task = asyncio.create_task(retry(attempt, attempts=3, timeout=timeout, base_delay=0.1))
+        await asyncio.sleep(1)
+        task.cancel()
+        done, _ = await asyncio.wait([task], timeout=HANG)
+        assert task in done
+        if task.cancelled():
+            return "cancelled"
+        error = task.exception()
+        return f"failed: {error!r}" if error else f"returned {task.result()!r}"
+
+    assert run_virtual(main) == "cancelled"
+    assert attempts == ["attempt"]
+
+
+def test_a_timeout_inside_the_attempt_is_retried_not_taken_for_a_cancel(
+    run_virtual: Any,
+) -> None:
+    """A timeout that cancels its own task (asyncio.timeout, async-timeout, which
+    aiohttp uses on 3.8-3.10) raises a TimeoutError whose __context__ is a
+    CancelledError; it is an ordinary, retryable failure."""
+    if sys.version_info >= (3, 11):
+        timeout: Any = asyncio.timeout
+    else:
+        timeout = pytest.importorskip(
+            "async_timeout", reason="async-timeout (an aiohttp dependency) is not installed"
+        ).timeout
+    durations = iter([HANG, 0.1])
+    errors: List[BaseException] = []
+
+    async def request() -> str:
+        async with timeout(1):
+            await asyncio.sleep(next(durations))
+        return "answered"
+
+    async def main() -> Any:
+        return await retry(
+            request, attempts=2, base_delay=0.1, on_retry=lambda n, exc, d: errors.append(exc)
+        )
+
+    assert run_virtual(main) == "answered"
+    [error] = errors
+    assert isinstance(error, asyncio.TimeoutError)
+    assert isinstance(error.__context__, asyncio.CancelledError)
 
 
 # --- bad input ------------------------------------------------------------------

@@ -402,6 +402,43 @@ def test_cancelling_bounded_gather_cancels_jobs_and_leaves_no_tasks(run_virtual:
     assert all(inspect.getcoroutinestate(c) == inspect.CORO_CLOSED for c in coroutines)
 
 
+@pytest.mark.parametrize("return_exceptions", [True, False])
+@pytest.mark.parametrize("behaviour", ["raises in finally", "converts", "swallows"])
+def test_a_job_that_turns_the_cancellation_into_an_error_starts_no_further_job(
+    run_virtual: Any, behaviour: str, return_exceptions: bool
+) -> None:
+    """Every version: bounded_gather marks the workers it cancels."""
+    started: List[int] = []
+
+    async def job(n: int) -> int:
+        started.append(n)
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            if behaviour == "converts":
+                raise OSError(f"goodbye {n} failed") from None
+            if behaviour == "swallows":
+                return n
+            raise
+        finally:
+            if behaviour == "raises in finally":
+                raise OSError(f"goodbye {n} failed")
+        return n
+
+    async def main() -> Any:
+        jobs = (job(n) for n in range(6))
+        task = asyncio.create_task(
+            bounded_gather(*jobs, limit=2, return_exceptions=return_exceptions)
+        )
+        await asyncio.sleep(1)
+        task.cancel()
+        await asyncio.wait([task], timeout=HANG)
+        return task.cancelled()
+
+    assert run_virtual(main) is True
+    assert started == [0, 1]  # no job started after the cancellation
+
+
 @pytest.mark.parametrize(
     ("limit", "error", "message"),
     [

@@ -6,7 +6,9 @@ import asyncio
 import logging
 import math
 import random
-from typing import Any, List, Tuple
+import sys
+import threading
+from typing import Any, Callable, Coroutine, List, Tuple
 
 import pytest
 
@@ -449,3 +451,136 @@ def test_bad_grace_raises(run_virtual: Any) -> None:
         await periodic.stop()
 
     run_virtual(main)
+
+
+# --- a cancellation that the tick turns into an error ------------------------------
+
+# What a tick may make of the CancelledError that stops its task: a cleanup that
+# raises in ``finally``, an ``except CancelledError`` that raises something else,
+# or one that swallows it and returns.
+TURNS = ["raises in finally", "converts", "swallows"]
+NO_CANCELLING = (
+    "Task.cancelling() is 3.11+: on 3.8-3.10 only stop() is recognised (see the chapter)"
+)
+
+
+async def _turning_tick(behaviour: str, cleaned: List[str]) -> None:
+    try:
+        await asyncio.sleep(HANG)
+    except asyncio.CancelledError:
+        cleaned.append("cleanup")
+        if behaviour == "converts":
+            raise OSError("goodbye failed") from None
+        if behaviour == "swallows":
+            return
+        raise
+    finally:
+        if behaviour == "raises in finally":
+            raise OSError("goodbye failed")
+
+
+@pytest.mark.parametrize("timeout", [None, 60.0])
+@pytest.mark.parametrize("behaviour", TURNS)
+def test_a_cancel_from_outside_ends_the_task_whatever_the_tick_makes_of_it(
+    run_virtual: Any, behaviour: str, timeout: Any
+) -> None:
+    """As asyncio.run() cancels a task left running at exit."""
+    if timeout is None and sys.version_info < (3, 11):
+        pytest.skip(NO_CANCELLING)
+
+    async def main() -> Any:
+        cleaned: List[str] = []
+        errors: List[str] = []
+
+        async def tick() -> None:
+            await _turning_tick(behaviour, cleaned)
+
+        periodic = PeriodicTask(
+            tick, 1, timeout=timeout, on_error=lambda e: errors.append(repr(e))
+        )
+        periodic.start()
+        await asyncio.sleep(0.5)
+        (runner,) = [t for t in asyncio.all_tasks() if t.get_name() == "periodic-tick"]
+        runner.cancel()
+        await asyncio.wait([runner], timeout=HANG)
+        outcome = (
+            "cancelled" if runner.cancelled() else "running" if not runner.done() else "ended"
+        )
+        await periodic.stop()  # ends a task that ticked on, so that the assertion reports
+        return outcome, periodic.ticks, cleaned, errors
+
+    expected_errors = [] if behaviour == "swallows" else ["OSError('goodbye failed')"]
+    assert run_virtual(main) == ("cancelled", 1, ["cleanup"], expected_errors)
+
+
+@pytest.mark.parametrize("behaviour", TURNS)
+def test_stop_ends_the_task_whatever_the_tick_makes_of_the_cancellation(
+    run_virtual: Any, behaviour: str
+) -> None:
+    """Every version: the loop also checks the stop flag that stop() sets."""
+
+    async def main() -> Any:
+        cleaned: List[str] = []
+        errors: List[str] = []
+
+        async def tick() -> None:
+            await _turning_tick(behaviour, cleaned)
+
+        periodic = PeriodicTask(tick, 1, on_error=lambda e: errors.append(repr(e)))
+        periodic.start()
+        await asyncio.sleep(0.5)
+        await asyncio.wait_for(periodic.stop(), HANG)
+        await asyncio.sleep(3)  # no tick after stop()
+        return periodic.running, periodic.ticks, cleaned, errors
+
+    expected_errors = [] if behaviour == "swallows" else ["OSError('goodbye failed')"]
+    assert run_virtual(main) == (False, 1, ["cleanup"], expected_errors)
+
+
+def _asyncio_run_returns(main: Callable[[], Coroutine[Any, Any, None]]) -> bool:
+    """Run ``asyncio.run(main())`` in a thread; False if it is still running after 30 s.
+
+    A shutdown that hangs would otherwise hang the test run.  The clock is the
+    real one; a run that works returns in milliseconds.
+    """
+    errors: List[BaseException] = []
+
+    def target() -> None:
+        try:
+            asyncio.run(main())
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    thread = threading.Thread(target=target, name="asyncio.run", daemon=True)
+    thread.start()
+    thread.join(30)
+    if errors:
+        raise errors[0]
+    return not thread.is_alive()
+
+
+@pytest.mark.parametrize("timeout", [None, 60.0])
+def test_asyncio_run_ends_a_forgotten_periodic_task_whose_tick_cleanup_raises(
+    timeout: Any,
+) -> None:
+    if timeout is None and sys.version_info < (3, 11):
+        pytest.skip(NO_CANCELLING)
+    periodics: List[PeriodicTask] = []
+    errors: List[Exception] = []
+
+    async def tick() -> None:
+        try:
+            await asyncio.sleep(HANG)
+        finally:
+            raise ConnectionResetError("goodbye failed")
+
+    async def main() -> None:
+        periodic = PeriodicTask(tick, 0.01, timeout=timeout, on_error=errors.append)
+        periodics.append(periodic)
+        periodic.start()  # never stopped: asyncio.run() cancels its task at exit
+        await asyncio.sleep(0.05)
+
+    assert _asyncio_run_returns(main), "asyncio.run() hung in its shutdown"
+    assert not periodics[0].running
+    assert periodics[0].ticks == 1
+    assert [type(error) for error in errors] == [ConnectionResetError]

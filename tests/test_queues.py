@@ -6,8 +6,9 @@ import asyncio
 import logging
 import random
 import sys
+import threading
 from collections import Counter
-from typing import Any, AsyncIterator, Iterator, List, Tuple
+from typing import Any, AsyncIterator, Awaitable, Callable, Coroutine, Iterator, List, Tuple
 
 import pytest
 
@@ -848,3 +849,221 @@ def test_pipeline_bad_stages_and_sources(run_virtual: Any) -> None:
             await run_pipeline(42, stage)  # type: ignore[arg-type]
 
     run_virtual(main)
+
+
+# --- a cancellation that user code turns into an error -------------------------------
+
+# What a handler or stage may make of the CancelledError that stops its worker:
+# a cleanup that raises in ``finally``, an ``except CancelledError`` that raises
+# something else, or one that swallows it and returns.
+TURNS = ["raises in finally", "converts", "swallows"]
+NO_CANCELLING = "Task.cancelling() is 3.11+: on 3.8-3.10 consume() cannot tell (see the chapter)"
+
+
+def _turning(
+    behaviour: str, started: asyncio.Event, cleaned: List[Any]
+) -> Callable[[Any], Awaitable[Any]]:
+    async def handle(item: Any) -> Any:
+        started.set()
+        try:
+            await asyncio.sleep(HANG)
+        except asyncio.CancelledError:
+            cleaned.append(item)
+            if behaviour == "converts":
+                raise OSError(f"goodbye failed for {item!r}") from None
+            if behaviour == "swallows":
+                return item
+            raise
+        finally:
+            if behaviour == "raises in finally":
+                raise OSError(f"goodbye failed for {item!r}")
+        return item
+
+    return handle
+
+
+async def _outcome(task: asyncio.Task[Any]) -> str:
+    """How *task* ended within HANG seconds; "hung" (after ending every task) if it did not."""
+    done, _ = await asyncio.wait([task], timeout=HANG)
+    if not done:
+        # End every task, so that only the caller's assertion reports the hang.
+        while True:
+            current = asyncio.current_task()
+            others = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
+            if not others:
+                return "hung"
+            for other in others:
+                other.cancel()
+            await asyncio.wait(others, timeout=1)
+    if task.cancelled():
+        return "cancelled"
+    error = task.exception()
+    return f"failed: {error!r}" if error else f"returned {task.result()!r}"
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason=NO_CANCELLING)
+@pytest.mark.parametrize("behaviour", TURNS)
+def test_a_cancelled_consumer_ends_cancelled_whatever_the_handler_makes_of_it(
+    run_virtual: Any, behaviour: str
+) -> None:
+    """The handler's error is reported, but the consumer takes no further item."""
+
+    async def main() -> Any:
+        started = asyncio.Event()
+        cleaned: List[Any] = []
+        failed: List[Tuple[Any, str]] = []
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        for item in ("first", "second"):
+            queue.put_nowait(item)
+        task = asyncio.create_task(
+            consume(
+                queue,
+                _turning(behaviour, started, cleaned),
+                on_error=lambda item, exc: failed.append((item, type(exc).__name__)),
+            )
+        )
+        await started.wait()
+        task.cancel()
+        return await _outcome(task), cleaned, failed, queue.qsize()
+
+    outcome, cleaned, failed, left = run_virtual(main)
+    assert (outcome, cleaned, left) == ("cancelled", ["first"], 1)
+    assert failed == ([] if behaviour == "swallows" else [("first", "OSError")])
+
+
+@pytest.mark.parametrize("timeout", [None, 60.0])
+@pytest.mark.parametrize("behaviour", TURNS)
+def test_a_cancelled_pipeline_ends_whatever_a_stage_makes_of_the_cancellation(
+    run_virtual: Any, caplog: pytest.LogCaptureFixture, behaviour: str, timeout: Any
+) -> None:
+    """The pipeline's own shutdown: every version, with or without a timeout."""
+
+    async def main() -> Any:
+        started = asyncio.Event()
+        cleaned: List[Any] = []
+        stage = _turning(behaviour, started, cleaned)
+        task = asyncio.create_task(run_pipeline(range(10), stage, workers=2, timeout=timeout))
+        await started.wait()
+        await asyncio.sleep(0.1)  # both workers are inside an item
+        task.cancel()
+        return await _outcome(task), sorted(cleaned)
+
+    with caplog.at_level(logging.ERROR, logger="recipes.queues"):
+        assert run_virtual(main) == ("cancelled", [0, 1])
+    # Nothing is lost silently: each stage error is logged with its item.
+    logged = [(r.exc_info[0] if r.exc_info else None) for r in caplog.records]
+    assert logged == ([] if behaviour == "swallows" else [OSError, OSError])
+
+
+def _asyncio_run_returns(main: Callable[[], Coroutine[Any, Any, None]]) -> bool:
+    """Run ``asyncio.run(main())`` in a thread; False if it is still running after 30 s.
+
+    A shutdown that hangs would otherwise hang the test run.  The clock is the
+    real one; a run that works returns in milliseconds.
+    """
+    errors: List[BaseException] = []
+
+    def target() -> None:
+        try:
+            asyncio.run(main())
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    thread = threading.Thread(target=target, name="asyncio.run", daemon=True)
+    thread.start()
+    thread.join(30)
+    if errors:
+        raise errors[0]
+    return not thread.is_alive()
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason=NO_CANCELLING)
+def test_asyncio_run_ends_a_leftover_consumer_whose_handler_cleanup_raises(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    workers: List[asyncio.Task[None]] = []
+    failed: List[Any] = []
+
+    async def handle(item: str) -> None:
+        try:
+            await asyncio.sleep(HANG)
+        finally:
+            raise ConnectionResetError(f"{item}: goodbye failed")
+
+    async def main() -> None:
+        queue: asyncio.Queue[str] = asyncio.Queue()
+        for item in ("job", "next job"):
+            queue.put_nowait(item)
+        on_error = lambda item, exc: failed.append(item)  # noqa: E731
+        workers.append(asyncio.create_task(consume(queue, handle, on_error=on_error)))
+        while queue.qsize() > 1:
+            await asyncio.sleep(0)
+        # main() returns with the consumer inside "job": asyncio.run() cancels it
+
+    assert _asyncio_run_returns(main), "asyncio.run() hung in its shutdown"
+    assert workers[0].cancelled()
+    assert failed == ["job"]
+
+
+@pytest.mark.parametrize("timeout", [None, 60.0])
+def test_asyncio_run_ends_a_leftover_pipeline_whose_stage_cleanup_raises(
+    caplog: pytest.LogCaptureFixture, timeout: Any
+) -> None:
+    """Every version: on 3.8-3.10 through run_pipeline's own shutdown."""
+    pipelines: List[asyncio.Task[Any]] = []
+    cleaned: List[int] = []
+
+    async def stage(item: int) -> int:
+        try:
+            await asyncio.sleep(HANG)
+        finally:
+            cleaned.append(item)
+            raise ConnectionResetError(f"{item}: goodbye failed")
+
+    async def main() -> None:
+        pipeline = run_pipeline(range(10), stage, workers=2, timeout=timeout)
+        pipelines.append(asyncio.create_task(pipeline))
+        while len(asyncio.all_tasks()) < 5:  # main, the pipeline, its feeder, 2 workers
+            await asyncio.sleep(0)
+        await asyncio.sleep(0.01)  # both workers are inside an item
+        # main() returns with the pipeline running: asyncio.run() cancels every task
+
+    with caplog.at_level(logging.ERROR, logger="recipes.queues"):
+        assert _asyncio_run_returns(main), "asyncio.run() hung in its shutdown"
+    assert pipelines[0].cancelled()
+    assert len(cleaned) <= 4  # each worker started at most one more item
+    assert cleaned[:2] in ([0, 1], [1, 0])
+
+
+def test_a_timeout_inside_the_handler_is_an_ordinary_failure(run_virtual: Any) -> None:
+    """A timeout that cancels its own task (asyncio.timeout, async-timeout, which
+    aiohttp uses on 3.8-3.10) is not a cancellation of the consumer, although
+    its TimeoutError carries a CancelledError as __context__."""
+    if sys.version_info >= (3, 11):
+        timeout: Any = asyncio.timeout
+    else:
+        timeout = pytest.importorskip(
+            "async_timeout", reason="async-timeout (an aiohttp dependency) is not installed"
+        ).timeout
+
+    async def main() -> Any:
+        handled: List[str] = []
+        failed: List[Tuple[str, Any]] = []
+
+        async def handle(item: str) -> None:
+            async with timeout(1):
+                await asyncio.sleep(HANG if item == "slow" else 0.1)
+            handled.append(item)
+
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        for item in ("slow", "fast", STOP):
+            queue.put_nowait(item)
+        record = lambda item, exc: failed.append((item, exc))  # noqa: E731
+        await asyncio.wait_for(consume(queue, handle, on_error=record), HANG)
+        return handled, failed
+
+    handled, failed = run_virtual(main)
+    assert handled == ["fast"]
+    [(item, error)] = failed
+    assert item == "slow" and isinstance(error, asyncio.TimeoutError)
+    assert isinstance(error.__context__, asyncio.CancelledError)

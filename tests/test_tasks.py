@@ -191,6 +191,29 @@ def test_cancelled_tasks_are_not_errors(run_virtual: Runner) -> None:
 # --- BackgroundTasks: shutdown -------------------------------------------------------
 
 
+def test_a_task_whose_cleanup_raises_as_close_cancels_it_is_reported_as_failed(
+    run_virtual: Runner,
+) -> None:
+    """close() cancels once and waits: nothing loops, the error is not lost."""
+
+    async def goodbye_fails() -> None:
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            raise ConnectionResetError("goodbye failed")
+
+    async def main() -> Any:
+        reported: List[Tuple[str, BaseException]] = []
+        background = BackgroundTasks(on_error=lambda t, exc: reported.append((t.get_name(), exc)))
+        task = background.spawn(goodbye_fails(), name="session")
+        await asyncio.sleep(0.1)
+        await asyncio.wait_for(background.close(), 3600)
+        error = task.exception()
+        return task.cancelled(), repr(error), reported == [("session", error)], len(background)
+
+    assert run_virtual(main) == (False, "ConnectionResetError('goodbye failed')", True, 0)
+
+
 def test_close_waits_for_tasks_blocked_in_finally_blocks(run_virtual: Runner) -> None:
     events: List[str] = []
 
