@@ -18,12 +18,12 @@ The API has five routes.  Every answer is JSON, errors included:
 request                     success                                    client errors
 ==========================  =========================================  ====================
 ``GET /users``              ``200``, every user, sorted by id          --
-``GET /users/{id}``         ``200``, the user                          ``404``
+``GET /users/{id}``         ``200``, the user                          ``400`` ``404``
 ``POST /users``             ``201``, the stored user                   ``400`` ``409``
                                                                        ``413`` ``415``
 ``PUT /users/{id}``         ``200``, the stored user (a replacement)   ``400`` ``404``
                                                                        ``413`` ``415``
-``DELETE /users/{id}``      ``204``, no body                           ``404``
+``DELETE /users/{id}``      ``204``, no body                           ``400`` ``404``
 ==========================  =========================================  ====================
 
 :func:`make_app` builds the :class:`aiohttp.web.Application`.  To serve it
@@ -126,11 +126,13 @@ SQL included.
 Answering every error with JSON
 -------------------------------
 
-A client cannot crash this server: whatever it sends, the answer is a JSON
-object with an ``"error"`` message and a ``4xx`` status.  The body is read by
-one function that checks, in order, the ``Content-Type`` (``415`` unless it
-is ``application/json`` in UTF-8), the size (``413``), the encoding, the JSON
-syntax and the shape (``400`` for each):
+A request that the client got wrong is answered with a JSON object that
+has an ``"error"`` message, and a ``4xx`` status (*What a client can and
+cannot do*, below, says exactly what is promised).  The body is read by one
+function that checks, in order, the ``Content-Type`` (``415`` unless it is
+``application/json`` in UTF-8), the size (``413``), that the body can be read
+at all (``400``, see *Reading compressed and chunked bodies*), the encoding,
+the JSON syntax and the shape (``400`` for each):
 
 >>> await show("POST", "/users", data="{'id': 3}", headers={"Content-Type": "application/json"})
 400 {"error": "malformed JSON: Expecting property name enclosed in double quotes: ..."}
@@ -141,8 +143,11 @@ syntax and the shape (``400`` for each):
 >>> await show("POST", "/users", json={"id": 1, "name": "Ada again"})
 409 {"error": "a user with id '1' already exists"}
 
-Errors that aiohttp raises itself, before any handler runs, go through the
-same :func:`error_middleware`, which turns every
+Unknown paths and methods are answered the same way.  Every request for a
+path has a route here: each resource has a ``*`` route that raises
+``web.HTTPMethodNotAllowed`` with the resource's methods, and a
+last route matches every other path and raises
+``web.HTTPNotFound``.  :func:`error_middleware` turns every
 :class:`aiohttp.web.HTTPException` into JSON and keeps its headers (the
 ``Allow`` header of a ``405``):
 
@@ -155,8 +160,21 @@ Anything else that escapes a handler is a bug in the server, not the client's
 fault: the middleware logs it with its traceback and answers ``500`` with
 ``{"error": "internal server error"}``, giving nothing away.  Only a request
 that is not valid HTTP at all (a garbled request line, a ``Content-Length``
-that is not a number) escapes the JSON treatment: aiohttp's protocol layer
-answers it with a plain-text ``400`` before any middleware runs.
+that is not a number, a chunk size that is not hexadecimal) escapes the JSON
+treatment: aiohttp's protocol layer answers it with a plain-text ``400``
+before any middleware runs.
+
+.. important::
+
+   aiohttp answers an ``Expect`` header before the middleware runs, with the
+   expect handler of the matched route.  The default handler answers anything
+   but ``100-continue`` with a plain-text ``417``, and a header that is not
+   UTF-8 (``Expect: \\xff``) with ``500 Internal Server Error``: it quotes the
+   header in its error text, which then cannot be encoded.  The ``404`` and
+   ``405`` of a request that matches no route use that default too, whatever
+   ``expect_handler`` the routes have.  So every route here gets this
+   module's expect handler (a JSON ``417``), and every request for a path has
+   a route.
 
 .. important::
 
@@ -191,6 +209,34 @@ header before reading anything.  Both come out as JSON; the limit is
 >>> await show("POST", "/users", json=big)
 413 {"error": "the body is 20025 bytes; the limit is 16384 bytes"}
 
+Reading compressed and chunked bodies
+-------------------------------------
+
+aiohttp undoes ``Content-Encoding: gzip`` and ``deflate`` (and ``br`` when
+the Brotli package is installed) and the chunks of ``Transfer-Encoding:
+chunked`` before the handler sees the body, and the size limit applies to
+the decoded body:
+
+>>> import gzip
+>>> gzipped = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+>>> body = gzip.compress(b'{"id": "z", "name": "Zip"}')
+>>> await show("POST", "/users", data=body, headers=gzipped)
+201 {"id": "z", "name": "Zip", "age": null}
+>>> await show("POST", "/users", data=b"not gzip at all", headers=gzipped)
+400 {"error": "the body could not be read: Can not decode ..."}
+
+.. important::
+
+   A body that does not decode, or whose chunks break off, makes
+   ``request.read()`` raise ``aiohttp.web.RequestPayloadError``.  It is
+   neither a :exc:`ConnectionError` nor an
+   :class:`aiohttp.web.HTTPException`, so a handler that does not catch it
+   answers ``500``.  After such a body, nothing else on the connection can
+   be read reliably: :func:`error_middleware` answers with ``Connection:
+   close``.  It also marks the body finished, otherwise aiohttp reads on after
+   the answer (to keep the connection), meets the same error and logs it as
+   ``Unhandled exception`` with a traceback.
+
 Addressing ids that contain slashes
 -----------------------------------
 
@@ -212,9 +258,90 @@ characters work the same way:
 aiohttp's default pattern for a variable such as ``{id}`` is ``[^{}/]+``: it
 refuses braces, so an id such as ``{0}`` would be unreachable.  The routes
 here spell the pattern out as ``{id:[^/]+}``.  The ids ``.`` and ``..`` are
-refused: HTTP clients normalise ``/users/..`` to ``/`` before sending it, so
-no request could ever reach such a user.  A ``201`` answer carries the
-user's address, already encoded, in its ``Location`` header.
+refused: HTTP clients normalise ``/users/..`` to ``/`` before sending it.  A
+``201`` answer carries the user's address, already encoded, in its
+``Location`` header.
+
+An id in the URL that no user can have is a ``400`` before the store is
+asked: one with control characters, a blank one, one that is too long, and
+``.`` or ``..``, which a raw client can still send as ``%2E%2E``.  PostgreSQL
+cannot even compare a text with a NUL in it: ``GET /users/%00`` would be a
+``500`` from ``asyncpg.exceptions.CharacterNotInRepertoireError: invalid byte
+sequence for encoding "UTF8": 0x00``.
+
+>>> async with session.get(url + "/users/%00") as resp:
+...     print(resp.status, (await resp.json())["fields"])
+400 {'id': 'must not contain control characters'}
+
+Logging what clients send
+-------------------------
+
+A log line that quotes a client hands the client a pen.  A path with ``%0A``
+in it, once decoded, writes a second, forged line into the log; ``\\x1b[``
+sequences recolour or clear the terminal of whoever reads it; a header byte
+that is not UTF-8 arrives as a lone surrogate, which a UTF-8 log file cannot
+encode (``--- Logging error ---``, and the line is lost).  The server logs
+client text in three places, and escapes it in all of them: backslashes and
+every unprintable character (control characters, line and paragraph
+separators, direction overrides, surrogates) become ``\\n``, ``\\x1b``,
+``\\u2028``, ``\\udcff``:
+
+* :func:`error_middleware`'s own lines (a ``500``, a ``503``) quote the
+  method and the decoded path;
+* aiohttp's access log quotes the request line and, in its default format,
+  the ``Referer`` and ``User-Agent`` headers as they came;
+* aiohttp logs every request it cannot parse, quoting the bad bytes.
+
+The last two come from aiohttp itself: :func:`make_app` gives it a logger and
+an access log class of its own (``handler_args``) that escape each line.
+They also log a malformed request as one ``INFO`` line with aiohttp's reason
+(``Error handling request from 127.0.0.1: Invalid method encountered: ...``),
+where aiohttp logs it with a full traceback, most of the time as an
+``ERROR``: a client must not be able to fill the log with tracebacks, and a
+``400`` it has earned is not the server's error.  Tracebacks are kept for
+the server's own bugs.
+
+What a client can and cannot do
+-------------------------------
+
+No request can crash this server or leave it broken for the requests that
+follow.  More exactly: whatever the method, the path (any bytes,
+percent-encoded or not), the ``Content-Type``, ``Content-Encoding``,
+``Transfer-Encoding`` and ``Content-Length`` headers (matching the body or
+not), other headers (``Expect``, ``User-Agent``) and the body (chunked,
+broken off, compressed or not, from a valid user to random bytes), with
+either store:
+
+* the answer is never a ``5xx``;
+* the answer to a request that aiohttp can parse is JSON (``204`` and
+  ``HEAD`` answers have no body), and when the request is refused it is an
+  object with an ``"error"`` message and a ``4xx`` status; a request that
+  aiohttp cannot parse gets its plain-text ``400``;
+* a refused request changes nothing in the store;
+* the log gets no traceback and no unescaped character from the client.
+
+A property-based test (Hypothesis, in the test suite) checks all four on
+every run against both stores, with raw requests written to a socket, so
+that no HTTP client tidies them up on the way.  What is not promised:
+
+* A ``5xx`` is still the answer to a fault of the server: ``503`` when the
+  database does not answer in time, ``500`` for a bug.
+* A client that announces more body than it sends gets no answer: the
+  handler waits for the rest until the client closes the connection.
+  aiohttp's ``keepalive_timeout`` only closes connections that are idle
+  between requests; put a reverse proxy with its own timeouts in front to
+  hold off slow and silent clients.
+* A request whose target is not a path (``OPTIONS *``, ``CONNECT
+  host:443``; on aiohttp before 3.14 any method with ``*``) matches no route,
+  so aiohttp answers its ``Expect`` header itself: a plain-text ``417``, and
+  a ``500`` with a traceback in the log when the header is not UTF-8.  It
+  never reaches a handler or the store.
+* aiohttp before 3.14 (the newest for Python 3.8 is 3.10, for 3.9 it is
+  3.13) never answers a request line with an absolute URL whose port is not
+  a number (``GET http://host:abc/users HTTP/1.1``), and asyncio logs
+  ``Task exception was never retrieved`` with a traceback: aiohttp fails to
+  build the URL before any code of the application runs.  aiohttp 3.14
+  answers ``400``.
 
 Writing concurrently without losing updates
 -------------------------------------------
@@ -320,10 +447,13 @@ from typing import (
     Optional,
     Protocol,
     Sequence,
+    cast,
 )
 from urllib.parse import quote
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_log import AccessLogger
 
 if TYPE_CHECKING:
     import asyncpg  # type: ignore[import-untyped]
@@ -387,21 +517,47 @@ def make_app(
     Traceback (most recent call last):
     ...
     ValueError: max_body_bytes must be a positive integer, got 0
+
+    The application sets aiohttp's ``logger`` and ``access_log_class`` itself
+    (``handler_args``), to escape what clients send (see *Logging what clients
+    send*): the same arguments given to :class:`aiohttp.web.AppRunner` or
+    :func:`aiohttp.web.run_app` are ignored.  ``access_log`` (a logger, or
+    ``None`` for no access log) and ``access_log_format`` work as usual.
     """
     if isinstance(max_body_bytes, bool) or not isinstance(max_body_bytes, int):
         raise TypeError(f"max_body_bytes must be an int, got {type(max_body_bytes).__name__}")
     if max_body_bytes < 1:
         raise ValueError(f"max_body_bytes must be a positive integer, got {max_body_bytes}")
-    app = web.Application(client_max_size=max_body_bytes, middlewares=[error_middleware])
+    app = web.Application(
+        client_max_size=max_body_bytes,
+        middlewares=[error_middleware],
+        # aiohttp's own log lines about requests: client text escaped, no tracebacks
+        # for the client's malformed HTTP.  These override AppRunner's arguments.
+        handler_args={
+            "logger": _ClientTextLog(logging.getLogger("aiohttp.server")),
+            "access_log_class": _EscapedAccessLog,
+        },
+    )
     app[STORE_KEY] = MemoryStore() if store is None else store
     app[_MAX_BODY_KEY] = max_body_bytes
     app.cleanup_ctx.append(_store_lifetime)
-    app.router.add_get("/users", _list_users)
-    app.router.add_post("/users", _create_user)
-    # One path segment, braces included: the default pattern of {id} is [^{}/]+.
-    app.router.add_get("/users/{id:[^/]+}", _get_user)
-    app.router.add_put("/users/{id:[^/]+}", _replace_user)
-    app.router.add_delete("/users/{id:[^/]+}", _delete_user)
+    # Every route has the Expect handler of this module, and every request for a path
+    # has a route: the other methods of a resource get a 405, any other path a 404.
+    one_user = "/users/{id:[^/]+}"  # one path segment, braces included (not so by default)
+    for method, path, handler in [
+        ("GET", "/users", _list_users),
+        ("POST", "/users", _create_user),
+        ("*", "/users", _method_not_allowed),
+        ("GET", one_user, _get_user),
+        ("PUT", one_user, _replace_user),
+        ("DELETE", one_user, _delete_user),
+        ("*", one_user, _method_not_allowed),
+        ("*", "/{path:[\\s\\S]*}", _not_found),  # any path, newlines included
+    ]:
+        if method == "GET":
+            app.router.add_get(path, handler, expect_handler=_expect)  # and HEAD
+        else:
+            app.router.add_route(method, path, handler, expect_handler=_expect)
     return app
 
 
@@ -521,9 +677,7 @@ def parse_user(data: object, *, path_id: Optional[str] = None) -> User:
         problems["id"] = "must be a string or an integer"
     else:
         user_id = str(raw_id)
-        problem = _string_problem(user_id, MAX_ID_LENGTH, empty="must not be empty")
-        if problem is None and user_id in (".", ".."):
-            problem = "must not be '.' or '..' (they cannot appear in a URL)"
+        problem = _id_problem(user_id)
         if problem is None and path_id is not None and user_id != path_id:
             problem = f"does not match the id in the URL ({path_id!r})"
         if problem is not None:
@@ -555,6 +709,14 @@ def parse_user(data: object, *, path_id: Optional[str] = None) -> User:
         raise ApiError(400, "invalid user", fields=problems)
     assert user_id is not None and isinstance(name, str)
     return User(user_id, name, age)
+
+
+def _id_problem(user_id: str) -> Optional[str]:
+    """What is wrong with an id, or ``None``."""
+    problem = _string_problem(user_id, MAX_ID_LENGTH, empty="must not be empty")
+    if problem is None and user_id in (".", ".."):
+        problem = "must not be '.' or '..' (HTTP clients remove them from URLs)"
+    return problem
 
 
 def _string_problem(value: str, max_length: int, *, empty: str) -> Optional[str]:
@@ -622,25 +784,41 @@ async def error_middleware(request: web.Request, handler: _Handler) -> web.Strea
     * Any other exception is logged with its traceback to the
       ``recipes.api_server`` logger and becomes ``500``, with no details for
       the client.  :exc:`asyncio.CancelledError` is never caught.
+    * The method and path in those log lines are escaped: a path with
+      ``%0A`` or ``%1B`` in it cannot add a line to the log or reach a
+      terminal as a control code.
+    * When the request body broke off (it did not decode, a chunk was
+      malformed), the answer closes the connection.
     """
+    response: web.StreamResponse
     try:
-        return await handler(request)
+        response = await handler(request)
     except ApiError as exc:
-        return web.json_response(exc.to_json(), status=exc.status)
+        response = web.json_response(exc.to_json(), status=exc.status)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return _json_for_http_exception(request, exc)
+        response = _json_for_http_exception(request, exc)
     except asyncio.TimeoutError:
-        logger.warning("timed out handling %s %s", request.method, request.path)
-        return web.json_response(
+        method, path = _printable(request.method), _printable(request.path)
+        logger.warning("timed out handling %s %s", method, path)
+        response = web.json_response(
             {"error": "the server is busy; try again later"},
             status=503,
             headers={"Retry-After": "1"},
         )
     except Exception:
-        logger.exception("unexpected error handling %s %s", request.method, request.path)
-        return web.json_response({"error": "internal server error"}, status=500)
+        method, path = _printable(request.method), _printable(request.path)
+        logger.exception("unexpected error handling %s %s", method, path)
+        response = web.json_response({"error": "internal server error"}, status=500)
+    if request.content.exception() is not None:
+        # The body broke off (a "gzip" body that is not gzip, a bad chunk): nothing
+        # that follows on this connection can be trusted, so close it after the
+        # answer.  Marking the body finished stops aiohttp from reading on after the
+        # answer, meeting the same error and logging it as "Unhandled exception".
+        request.content.feed_eof()
+        response.force_close()
+    return response
 
 
 def _json_for_http_exception(request: web.Request, exc: web.HTTPException) -> web.Response:
@@ -662,6 +840,75 @@ def _json_for_http_exception(request: web.Request, exc: web.HTTPException) -> we
         if name.lower() not in ("content-type", "content-length")
     }
     return web.json_response(body, status=exc.status, headers=headers)
+
+
+def _printable(text: str) -> str:
+    """``text`` from a client, safe for a log line: backslashes and unprintable characters escaped.
+
+    Newlines and carriage returns (forged log lines), terminal escape codes,
+    Unicode line separators, direction overrides and lone surrogates (which a
+    UTF-8 log file cannot even encode) come out as ``\\n``, ``\\x1b``,
+    ``\\u2028``, ``\\u202e``, ``\\udcff``; everything else is left as it is.
+    """
+    if text.isprintable() and "\\" not in text:
+        return text
+    return "".join(
+        char if char.isprintable() and char != "\\" else char.encode("unicode_escape").decode()
+        for char in text
+    )
+
+
+def _client_fault(exc: object) -> Optional[str]:
+    """aiohttp's reason, on one line, if ``exc`` means a malformed request; else ``None``."""
+    if isinstance(exc, web.RequestPayloadError):
+        # It wraps the parser's error (ContentEncodingError, TransferEncodingError...).
+        cause = exc.__cause__
+        reason = cause.message if isinstance(cause, HttpProcessingError) else str(exc)
+    elif isinstance(exc, HttpProcessingError) and 400 <= exc.code < 500:
+        reason = exc.message
+    else:
+        return None
+    return " ".join(str(reason).split())
+
+
+if TYPE_CHECKING:
+    _LoggerAdapter = logging.LoggerAdapter[logging.Logger]
+else:
+    _LoggerAdapter = logging.LoggerAdapter
+
+
+class _ClientTextLog(_LoggerAdapter):
+    """A logger for aiohttp's lines about requests, which quote what clients sent.
+
+    aiohttp logs every request it cannot parse at ``ERROR`` with a traceback,
+    and its access log copies header values (``User-Agent``, ``Referer``) as
+    they came.  Through this adapter, every message is escaped with
+    ``_printable()``, and a malformed request (aiohttp has already answered it
+    with a ``400``) becomes one ``INFO`` line with aiohttp's reason.
+    """
+
+    def __init__(self, logger: logging.Logger) -> None:
+        super().__init__(logger, None)
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        reason = _client_fault(kwargs.get("exc_info"))
+        if reason is not None:  # the client's fault, already answered: no traceback
+            level = min(level, logging.INFO)
+            kwargs["exc_info"] = None
+        if not self.isEnabledFor(level):
+            return
+        text = str(msg) % args if args else str(msg)
+        if reason is not None:
+            text = f"{text}: {reason}"
+        self.logger.log(level, _printable(text), **kwargs)  # no args: logged as it is
+
+
+class _EscapedAccessLog(AccessLogger):
+    """aiohttp's access log, written through ``_ClientTextLog``."""
+
+    def __init__(self, logger: logging.Logger, log_format: str = AccessLogger.LOG_FORMAT) -> None:
+        # AccessLogger only calls info(), exception() and isEnabledFor() on it.
+        super().__init__(cast(logging.Logger, _ClientTextLog(logger)), log_format)
 
 
 class Store(Protocol):
@@ -925,17 +1172,28 @@ class PostgresStore:
         self._pool = pool
 
     async def close(self) -> None:
-        """Close the pool, waiting at most ``timeout`` seconds for connections in use."""
+        """Close the pool, waiting at most ``timeout`` seconds for connections in use.
+
+        After the timeout, or when closing fails, the pool is terminated (its
+        connections dropped).  Cancelled while closing, it terminates the pool
+        and raises :exc:`asyncio.CancelledError`, even when the cancellation
+        arrives just as the pool finishes closing.
+        """
         pool, self._pool = self._pool, None
         if pool is None:
             return
+        # asyncio.wait, not asyncio.wait_for: on 3.8-3.11, wait_for returns normally
+        # when this task is cancelled just as closing finishes (CPython gh-86296),
+        # and an application cancelled during its cleanup would carry on.
+        closing = asyncio.ensure_future(pool.close())
         try:
-            await asyncio.wait_for(pool.close(), self._timeout)
-        except Exception:
-            pool.terminate()  # closing failed or timed out: drop the connections
-        except BaseException:
-            pool.terminate()  # cancelled while closing: drop them, keep cancelling
-            raise
+            await asyncio.wait({closing}, timeout=self._timeout)
+        finally:  # timed out or cancelled: stop closing politely
+            if not closing.done():
+                closing.cancel()  # Pool.close() terminates the pool when cancelled
+                await asyncio.wait({closing})
+            if closing.cancelled() or closing.exception() is not None:
+                pool.terminate()  # closing failed or was cut short: drop the connections
 
     def _require_pool(self) -> asyncpg.Pool:
         if self._pool is None:
@@ -992,9 +1250,12 @@ async def _store_lifetime(app: web.Application) -> AsyncIterator[None]:
 
 async def _read_json(request: web.Request) -> object:
     """The decoded JSON body, or an :class:`ApiError` that says what is wrong with it."""
-    if request.content_type != "application/json":
-        raise ApiError(415, f"expected Content-Type: application/json, got {request.content_type}")
-    charset = request.charset
+    try:
+        content_type, charset = request.content_type, request.charset
+    except ValueError:  # aiohttp 3.10 raises UnicodeEncodeError on some bytes past ASCII
+        raise ApiError(415, "expected Content-Type: application/json, got an unreadable one")
+    if content_type != "application/json":
+        raise ApiError(415, f"expected Content-Type: application/json, got {content_type}")
     if charset is not None and charset.lower() not in ("utf-8", "utf8"):
         raise ApiError(415, f"JSON must be sent as UTF-8, got charset={charset}")
     limit = request.app[_MAX_BODY_KEY]
@@ -1005,6 +1266,8 @@ async def _read_json(request: web.Request) -> object:
         raw = await request.read()  # raises HTTPRequestEntityTooLarge past client_max_size
     except ConnectionError:
         raise ApiError(400, "the connection closed before the whole body arrived")
+    except web.RequestPayloadError as exc:  # bad gzip or deflate data, a broken chunk
+        raise ApiError(400, f"the body could not be read: {_client_fault(exc)}")
     if not raw.strip():
         raise ApiError(400, "the body is empty; expected a JSON object")
     try:
@@ -1023,6 +1286,35 @@ def _refuse_constant(name: str) -> object:
     raise ValueError(f"{name} is not valid JSON")
 
 
+async def _expect(request: web.Request) -> Optional[web.StreamResponse]:
+    """The routes' ``Expect`` handler: ``100 Continue`` when asked for, else a JSON ``417``.
+
+    aiohttp's default handler answers an unknown expectation with a plain-text
+    ``417``, and a header that is not UTF-8 with a ``500`` (it cannot encode
+    the bytes it quotes); both bypass the middleware.
+    """
+    expect = request.headers.get("Expect", "")
+    if expect.lower() != "100-continue":
+        message = f"cannot meet the expectation {expect!r}; only 100-continue is supported"
+        return web.json_response({"error": message}, status=417)
+    if request.version >= (1, 1):
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0  # as aiohttp's own handler: the answer is yet to come
+    return None
+
+
+async def _method_not_allowed(request: web.Request) -> web.StreamResponse:
+    """The ``*`` route of a resource: a ``405`` that lists the resource's other methods."""
+    resource = request.match_info.route.resource
+    allowed = {route.method for route in resource or ()} - {"*"}
+    raise web.HTTPMethodNotAllowed(request.method, allowed)
+
+
+async def _not_found(request: web.Request) -> web.StreamResponse:
+    """The route of every path that no other route matches."""
+    raise web.HTTPNotFound()
+
+
 def _user_response(user: User, *, status: int = 200) -> web.Response:
     response = web.json_response(user.to_json(), status=status)
     if status == 201:
@@ -1035,8 +1327,17 @@ async def _list_users(request: web.Request) -> web.Response:
     return web.json_response([user.to_json() for user in users])
 
 
-async def _get_user(request: web.Request) -> web.Response:
+def _path_id(request: web.Request) -> str:
+    """The id in the URL, or a ``400`` if no user can have it (PostgreSQL cannot compare a NUL)."""
     user_id = request.match_info["id"]
+    problem = _id_problem(user_id)
+    if problem is not None:
+        raise ApiError(400, "invalid user id in the URL", fields={"id": problem})
+    return user_id
+
+
+async def _get_user(request: web.Request) -> web.Response:
+    user_id = _path_id(request)
     user = await request.app[STORE_KEY].get_user(user_id)
     if user is None:
         raise ApiError(404, f"no user with id {user_id!r}")
@@ -1051,7 +1352,7 @@ async def _create_user(request: web.Request) -> web.Response:
 
 
 async def _replace_user(request: web.Request) -> web.Response:
-    user_id = request.match_info["id"]
+    user_id = _path_id(request)
     user = parse_user(await _read_json(request), path_id=user_id)
     if not await request.app[STORE_KEY].replace_user(user):
         raise ApiError(404, f"no user with id {user_id!r}")
@@ -1059,7 +1360,7 @@ async def _replace_user(request: web.Request) -> web.Response:
 
 
 async def _delete_user(request: web.Request) -> web.Response:
-    user_id = request.match_info["id"]
+    user_id = _path_id(request)
     if not await request.app[STORE_KEY].delete_user(user_id):
         raise ApiError(404, f"no user with id {user_id!r}")
     return web.Response(status=204)
