@@ -1151,3 +1151,27 @@ def test_cli_bad_arguments_exit_with_status_2() -> None:
     assert done.returncode == 2
     assert "argument --max-depth: must be >= 0, got -1" in done.stderr
     assert done.stdout == ""
+
+
+# --- parsing only what can add a page ------------------------------------------
+
+
+def test_pages_arriving_once_max_pages_urls_are_taken_are_not_parsed(
+    run_virtual: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = crawler.extract_links
+    parsed: List[str] = []
+
+    def counting(page: Any, base_url: str, *, encoding: Optional[str] = None) -> List[str]:
+        parsed.append(urlsplit(base_url).path)
+        return real(page, base_url, encoding=encoding)
+
+    monkeypatch.setattr(crawler, "extract_links", counting)
+    # One worker: the home page's links fill the budget of 3, so only it is parsed.
+    result, _, base = crawl_site(run_virtual, max_pages=3, concurrency=1)
+    assert relative(result.visited, base) == ["/", "/about.html", "/blog/"]
+    assert parsed == ["/"]
+    # With room to spare, every page is parsed.
+    parsed.clear()
+    result, _, base = crawl_site(run_virtual, max_pages=1000, concurrency=1)
+    assert sorted(parsed) == relative(result.visited, base)
