@@ -9,6 +9,7 @@ from pathlib import Path
 DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(DOCS / "_ext"))
 
 import recipes  # noqa: E402
 
@@ -21,15 +22,20 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.viewcode",
     "sphinx.ext.intersphinx",
+    "sphinx.ext.autosectionlabel",
     "sphinx_copybutton",
+    "repl_examples",  # docs/_ext: visible version gates; copies that paste into the REPL
 ]
-exclude_patterns = ["_build", "_inventories", "Thumbs.db", ".DS_Store"]
+exclude_patterns = ["_build", "_inventories", "_generated", "Thumbs.db", ".DS_Store"]
 templates_path = ["_templates"]
 html_static_path = ["_static"]
 html_theme = "furo"
 html_title = "asyncio cookbook"
 html_copy_source = False
 html_favicon = "_static/favicon.svg"
+
+# --- every section has a label "<document>:<title>", e.g. recipes/tasks:Starting a task
+autosectionlabel_prefix_document = True
 
 # --- autodoc: the module docstring is the chapter, members follow in source order
 autodoc_default_options = {
