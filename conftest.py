@@ -11,6 +11,9 @@ collects:
   does), so ``asyncio.create_task(...)`` and ``asyncio.Queue()`` work at the
   top level.  Plain examples that start their own loop (``asyncio.run``,
   ``asyncio.Runner``, ``run_until_complete``...) run outside it.
+* Each docstring's examples run in a namespace of their own that holds only what
+  they import or define (and ``base_url``/``dsn``, below): not the module's globals,
+  which a reader's REPL does not have either.
 * One event loop per docstring: names and running tasks carry from one example
   to the next.  Afterwards leftover tasks are cancelled and awaited, async
   generators are shut down, the default executor is joined and the loop closed.
@@ -311,7 +314,11 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
         return
     _apply_version_gates(item)
     runner = item.runner
-    flags = doctest._extract_future_flags(item.dtest.globs) | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT  # type: ignore[attr-defined]
+    # A reader's REPL has none of the module's globals: each docstring's examples run in
+    # a namespace that holds only what they import or define themselves.
+    item.dtest.globs.clear()
+    item.dtest.globs["__name__"] = "__main__"
+    flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
     original_run = runner.run
     source = item.dtest.docstring or ""
     wants_postgres = re.search(r"\bdsn\b", source) is not None

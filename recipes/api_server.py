@@ -12,6 +12,11 @@ in memory or in PostgreSQL.
 Serving users over HTTP
 -----------------------
 
+.. index::
+   single: JSON API
+   pair: aiohttp.web; AppRunner
+   pair: aiohttp.web; serving from a running event loop
+
 The API has five routes.  Every answer is JSON, errors included:
 
 ==========================  =========================================  ====================
@@ -33,6 +38,7 @@ from a program that already runs an event loop (a test, a notebook, the
 
 >>> import aiohttp
 >>> from aiohttp import web
+>>> from recipes.api_server import make_app
 >>> runner = web.AppRunner(make_app())
 >>> await runner.setup()
 >>> site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -50,12 +56,15 @@ status and the body of an answer, exactly as the server sent them:
 ...         print(resp.status, text)
 ...     else:
 ...         print(resp.status)
->>> await show("POST", "/users", json={"id": 1, "name": "Ada Lovelace", "age": 36})
+>>> ada = {"id": 1, "name": "Ada Lovelace", "age": 36}
+>>> await show("POST", "/users", json=ada)
 201 {"id": "1", "name": "Ada Lovelace", "age": 36}
->>> await show("POST", "/users", json={"id": "grace", "name": "Grace Hopper"})
+>>> grace = {"id": "grace", "name": "Grace Hopper"}
+>>> await show("POST", "/users", json=grace)
 201 {"id": "grace", "name": "Grace Hopper", "age": null}
->>> await show("GET", "/users")
-200 [{"id": "1", "name": "Ada Lovelace", "age": 36}, {"id": "grace", "name": "Grace Hopper", ...}]
+>>> await show("GET", "/users")  # doctest: +NORMALIZE_WHITESPACE
+200 [{"id": "1", "name": "Ada Lovelace", "age": 36},
+     {"id": "grace", "name": "Grace Hopper", "age": null}]
 >>> await show("PUT", "/users/1", json={"name": "Augusta Ada King", "age": 36})
 200 {"id": "1", "name": "Augusta Ada King", "age": 36}
 >>> await show("DELETE", "/users/grace")
@@ -71,12 +80,18 @@ whole user: a field it leaves out is gone afterwards (``age`` becomes
 Keeping state on the application
 --------------------------------
 
+.. index::
+   pair: aiohttp.web; AppKey
+   single: global state in a web application
+   single: warnings; NotAppKeyWarning: It is recommended to use web.AppKey instances for keys
+
 A module-level ``USERS = {}`` looks harmless until a test suite starts two
 applications, or one test's users show up in the next.  Everything the
 handlers share belongs to the application, under a typed key:
 :func:`make_app` puts the store at ``app[STORE_KEY]`` and every handler reads
 ``request.app[STORE_KEY]``.  Two applications never share users:
 
+>>> from recipes.api_server import STORE_KEY
 >>> first, second = make_app(), make_app()
 >>> first[STORE_KEY] is second[STORE_KEY]
 False
@@ -90,6 +105,10 @@ False
 
 Validating what clients send
 ----------------------------
+
+.. index::
+   single: validating JSON input
+   pair: bool; is an int
 
 A user has an ``id`` (a non-empty string of at most :data:`MAX_ID_LENGTH`
 characters, or an integer), a ``name`` (a string that is not blank, at most
@@ -126,20 +145,31 @@ SQL included.
 Answering every error with JSON
 -------------------------------
 
+.. index::
+   pair: aiohttp.web; middleware
+   single: error messages; json.decoder.JSONDecodeError: Expecting value: line 1 column 1 (char 0)
+   single: error messages; Error handling request
+   single: error messages; Exceeds the limit (4300 digits) for integer string conversion
+   pair: aiohttp.web; Expect header
+
 A request that the client got wrong is answered with a JSON object that
 has an ``"error"`` message, and a ``4xx`` status (*What a client can and
 cannot do*, below, says exactly what is promised).  The body is read by one
 function that checks, in order, the ``Content-Type`` (``415`` unless it is
 ``application/json`` in UTF-8), the size (``413``), that the body can be read
 at all (``400``, see *Reading compressed and chunked bodies*), the encoding,
-the JSON syntax and the shape (``400`` for each):
+the JSON syntax and the shape (``400`` for each).  A common client mistake
+is to send JSON text as ``data=``, which aiohttp labels ``text/plain``:
+``json=`` sends the right header.
 
->>> await show("POST", "/users", data="{'id': 3}", headers={"Content-Type": "application/json"})
-400 {"error": "malformed JSON: Expecting property name enclosed in double quotes: ..."}
+>>> as_json = {"Content-Type": "application/json"}
+>>> await show("POST", "/users", data="{'id': 3}", headers=as_json)
+400 {"error": "malformed JSON: Expecting property name enclosed in ..."}
 >>> await show("POST", "/users", json=[{"id": 3, "name": "Alan"}])
 400 {"error": "expected a JSON object, got an array"}
->>> await show("POST", "/users", data={"id": "3", "name": "Alan"})
-415 {"error": "expected Content-Type: application/json, got application/x-www-form-urlencoded"}
+>>> import json
+>>> await show("POST", "/users", data=json.dumps({"id": 3, "name": "Alan"}))
+415 {"error": "expected Content-Type: application/json, got text/plain"}
 >>> await show("POST", "/users", json={"id": 1, "name": "Ada again"})
 409 {"error": "a user with id '1' already exists"}
 
@@ -153,8 +183,9 @@ last route matches every other path and raises
 
 >>> await show("GET", "/no/such/page")
 404 {"error": "not found: /no/such/page"}
->>> await show("PATCH", "/users/1")
-405 {"error": "method PATCH is not allowed", "allowed": ["DELETE", "GET", "HEAD", "PUT"]}
+>>> await show("PATCH", "/users/1")  # doctest: +NORMALIZE_WHITESPACE
+405 {"error": "method PATCH is not allowed",
+     "allowed": ["DELETE", "GET", "HEAD", "PUT"]}
 
 Anything else that escapes a handler is a bug in the server, not the client's
 fault: the middleware logs it with its traceback and answers ``500`` with
@@ -198,6 +229,10 @@ before any middleware runs.
 Limiting the size of a request
 ------------------------------
 
+.. index::
+   single: request size limit
+   pair: aiohttp.web; client_max_size
+
 Without a limit, one client can make the server read and parse a gigabyte.
 ``web.Application(client_max_size=...)`` makes ``request.read()`` stop with
 ``413`` once the body grows past the limit, which also covers chunked bodies
@@ -211,6 +246,11 @@ header before reading anything.  Both come out as JSON; the limit is
 
 Reading compressed and chunked bodies
 -------------------------------------
+
+.. index::
+   pair: gzip; request body
+   single: error messages; RequestPayloadError
+   single: error messages; Unhandled exception
 
 aiohttp undoes ``Content-Encoding: gzip`` and ``deflate`` (and ``br`` when
 the Brotli package is installed) and the chunks of ``Transfer-Encoding:
@@ -239,6 +279,10 @@ the decoded body:
 
 Addressing ids that contain slashes
 -----------------------------------
+
+.. index::
+   pair: percent-encoding; URL path
+   single: error messages; invalid byte sequence for encoding "UTF8": 0x00
 
 The route ``/users/{id}`` matches one path segment, so ``GET /users/team/7``
 is a ``404``.  A client must percent-encode the id, slashes included:
@@ -276,6 +320,11 @@ sequence for encoding "UTF8": 0x00``.
 Logging what clients send
 -------------------------
 
+.. index::
+   single: log injection
+   pair: logging; escaping client text
+   single: error messages; --- Logging error ---
+
 A log line that quotes a client hands the client a pen.  A path with ``%0A``
 in it, once decoded, writes a second, forged line into the log; ``\\x1b[``
 sequences recolour or clear the terminal of whoever reads it; a header byte
@@ -303,6 +352,10 @@ the server's own bugs.
 
 What a client can and cannot do
 -------------------------------
+
+.. index::
+   pair: property-based testing; Hypothesis
+   single: error messages; Task exception was never retrieved
 
 No request can crash this server or leave it broken for the requests that
 follow.  More exactly: whatever the method, the path (any bytes,
@@ -346,15 +399,21 @@ that no HTTP client tidies them up on the way.  What is not promised:
 Writing concurrently without losing updates
 -------------------------------------------
 
+.. index::
+   pair: race condition; check then insert
+   pair: PostgreSQL; ON CONFLICT DO NOTHING
+
 Handlers run concurrently, interleaving at every ``await``.  The classic bug
 is *check, then insert*: two requests for the same new id both check, both
 find nothing, both insert, and the second silently overwrites the first.
 Each store does the check and the write as one step:
-:class:`MemoryStore` under an :class:`asyncio.Lock`, :class:`PostgresStore`
-with ``INSERT ... ON CONFLICT DO NOTHING`` against the primary key.  Twenty
-simultaneous requests for one new id produce one ``201`` and nineteen
-``409``:
+:class:`MemoryStore` under an :class:`asyncio.Lock` (see
+:ref:`recipes/synchronization:Protecting a read-modify-write with a Lock`),
+:class:`PostgresStore` with ``INSERT ... ON CONFLICT DO NOTHING`` against
+the primary key.  Twenty simultaneous requests for one new id produce one
+``201`` and nineteen ``409``:
 
+>>> import asyncio
 >>> import collections
 >>> async def create(n):
 ...     user = {"id": "race", "name": f"writer {n}"}
@@ -375,12 +434,53 @@ simultaneous requests for one new id produce one ``201`` and nineteen
 Storing users in PostgreSQL
 ---------------------------
 
+.. index::
+   pair: asyncpg; connection pool
+   pair: PostgreSQL; JSON API
+
 :func:`make_app` accepts any object with the methods of the :class:`Store`
 protocol.  :class:`PostgresStore` keeps the users in a table (created if
 missing) and talks to the database through an asyncpg pool with a time limit
-on every wait.  The application opens the store when it starts and closes it
-when it stops, so the pool never outlives the server.  The same requests get
-the same answers from either store; only the data survives a restart.
+on every wait (:doc:`/recipes/postgres` explains pools and their timeouts).
+The application opens the store when it starts and closes it when it stops,
+so the pool never outlives the server.  The same requests get the same
+answers from either store; only the data survives a restart.
+
+Here a second application, next to the first, keeps its users in
+PostgreSQL.  ``dsn`` is the address of a PostgreSQL server: in your own
+session start a throwaway one with ``python -m tests.demo_servers`` from a
+checkout of the cookbook and paste the ``dsn = ...`` line it prints.
+
+>>> from recipes.api_server import PostgresStore
+>>> store = PostgresStore(dsn, table="chapter_users")
+>>> pg_runner = web.AppRunner(make_app(store))
+>>> await pg_runner.setup()  # opens the pool, creates the table if missing
+>>> pg_site = web.TCPSite(pg_runner, "127.0.0.1", 0)
+>>> await pg_site.start()
+>>> pg_url = f"http://127.0.0.1:{pg_runner.addresses[0][1]}"
+
+The same three requests, sent to each application, get the same answers:
+
+>>> codd = {"id": "codd", "name": "Edgar F. Codd", "age": 79}
+>>> async def answers(base):
+...     texts = []
+...     for method, path, user in [("POST", "/users", codd),
+...                                ("POST", "/users", codd),
+...                                ("GET", "/users/codd", None)]:
+...         async with session.request(method, base + path, json=user) as resp:
+...             texts.append(f"{resp.status} {await resp.text()}")
+...     return texts
+>>> from_memory = await answers(url)
+>>> from_postgres = await answers(pg_url)
+>>> from_memory == from_postgres
+True
+>>> for answer in from_postgres:
+...     print(answer)
+201 {"id": "codd", "name": "Edgar F. Codd", "age": 79}
+409 {"error": "a user with id 'codd' already exists"}
+200 {"id": "codd", "name": "Edgar F. Codd", "age": 79}
+>>> await store.drop_table()  # the example's table, and its users
+>>> await pg_runner.cleanup()  # closes the pool
 
 Use :class:`MemoryStore` for tests, demos and data you can lose.  Use
 :class:`PostgresStore` when the users must outlive the process, or when more
@@ -393,6 +493,10 @@ thousands of users, add paging (``?after=<id>&limit=100``, answered with
 Running and stopping the server
 -------------------------------
 
+.. index::
+   pair: graceful shutdown; aiohttp.web
+   pair: SIGTERM; aiohttp.web.run_app
+
 ``python -m recipes.api_server`` serves the API on ``127.0.0.1:8080`` from
 memory; give it the address of a PostgreSQL database to use
 :class:`PostgresStore` instead (:func:`main` lists the options).  It runs the
@@ -400,6 +504,9 @@ application with :func:`aiohttp.web.run_app`, which turns ``SIGINT``
 (Ctrl-C) and ``SIGTERM`` (what ``kill``, systemd and Docker send) into a
 graceful stop: it stops accepting connections, waits for requests in flight,
 runs the cleanup that closes the store's pool, and exits with status 0.
+(A program that is not an aiohttp application can do the same with
+:func:`recipes.cancellation.stop_on_signals`: see
+:ref:`recipes/cancellation:Shutting down on SIGINT and SIGTERM`.)
 
 In a program that already runs a loop, stop it as it was started:
 
@@ -413,15 +520,37 @@ A short session
 >>> await runner.setup()
 >>> site = web.TCPSite(runner, "127.0.0.1", 0)
 >>> await site.start()
->>> url = f"http://127.0.0.1:{runner.addresses[0][1]}"
->>> async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
-...     async with session.post(url + "/users", json={"id": 7, "name": "Zoë"}) as resp:
-...         print(resp.status, await resp.json())
-...     async with session.post(url + "/users", json=["Zoë"]) as resp:
-...         print(resp.status, await resp.json())
+>>> users = f"http://127.0.0.1:{runner.addresses[0][1]}/users"
+>>> timeout = aiohttp.ClientTimeout(total=10)
+>>> async with aiohttp.ClientSession(timeout=timeout) as session:
+...     for body in [{"id": 7, "name": "Zoë"}, ["Zoë"]]:
+...         async with session.post(users, json=body) as resp:
+...             print(resp.status, await resp.json())
 201 {'id': '7', 'name': 'Zoë', 'age': None}
 400 {'error': 'expected a JSON object, got an array'}
 >>> await runner.cleanup()
+
+See also
+--------
+
+* :doc:`/recipes/http_client`: the other side of this API, a client with
+  timeouts, error statuses and retries.
+* :doc:`/recipes/postgres`: asyncpg connections, pools, transactions and
+  timeouts; :doc:`/recipes/job_queue` builds on the same database.
+* :doc:`/recipes/synchronization`: the lock that keeps the memory store's
+  writes whole.
+* :doc:`/recipes/cancellation`: stopping on ``SIGINT`` and ``SIGTERM`` in a
+  program that is not an aiohttp application.
+* aiohttp: :doc:`aiohttp:web_quickstart`, :doc:`aiohttp:web_advanced`
+  (:ref:`middlewares <aiohttp:aiohttp-web-middlewares>`,
+  :ref:`application runners <aiohttp:aiohttp-web-app-runners>`,
+  :ref:`graceful shutdown <aiohttp:aiohttp-web-graceful-shutdown>`) and
+  :doc:`aiohttp:testing`.
+* asyncpg: `usage and connection pools
+  <https://magicstack.github.io/asyncpg/current/usage.html>`_ and the
+  `API reference <https://magicstack.github.io/asyncpg/current/api/index.html>`_.
+* Python: :doc:`python:library/asyncio-sync` (:class:`asyncio.Lock`),
+  :mod:`json` and :doc:`python:howto/logging`.
 """
 
 from __future__ import annotations
@@ -497,12 +626,14 @@ def make_app(
 
     >>> import aiohttp
     >>> from aiohttp import web
+    >>> from recipes.api_server import make_app
     >>> runner = web.AppRunner(make_app())
     >>> await runner.setup()
     >>> site = web.TCPSite(runner, "127.0.0.1", 0)
     >>> await site.start()
     >>> url = f"http://127.0.0.1:{runner.addresses[0][1]}/users"
-    >>> async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+    >>> timeout = aiohttp.ClientTimeout(total=10)
+    >>> async with aiohttp.ClientSession(timeout=timeout) as session:
     ...     async with session.get(url) as resp:
     ...         print(resp.status, await resp.text())
     200 []
@@ -565,6 +696,7 @@ def make_app(
 class User:
     """One user, as stored and as sent to clients.
 
+    >>> from recipes.api_server import User
     >>> User("7", "Ada Lovelace", 36).to_json()
     {'id': '7', 'name': 'Ada Lovelace', 'age': 36}
 
@@ -590,6 +722,7 @@ class User:
 class ApiError(Exception):
     """A client error: :func:`error_middleware` sends it as ``{"error": ...}`` with its status.
 
+    >>> from recipes.api_server import ApiError
     >>> raise ApiError(404, "no user with id '42'")
     Traceback (most recent call last):
     ...
@@ -598,7 +731,8 @@ class ApiError(Exception):
     ``fields`` maps field names to what is wrong with each; the JSON body
     carries them so a client can show each message next to its input:
 
-    >>> ApiError(400, "invalid user", fields={"age": "must be an integer"}).to_json()
+    >>> error = ApiError(400, "invalid user", fields={"age": "must be an integer"})
+    >>> error.to_json()
     {'error': 'invalid user', 'fields': {'age': 'must be an integer'}}
 
     Only error statuses make sense:
@@ -630,6 +764,7 @@ class ApiError(Exception):
 def parse_user(data: object, *, path_id: Optional[str] = None) -> User:
     """Check decoded JSON ``data`` and return the :class:`User` it describes.
 
+    >>> from recipes.api_server import ApiError, parse_user
     >>> parse_user({"id": 7, "name": "Ada Lovelace", "age": 36})
     User(id='7', name='Ada Lovelace', age=36)
 
@@ -637,7 +772,7 @@ def parse_user(data: object, *, path_id: Optional[str] = None) -> User:
     400.  Unknown fields are errors too:
 
     >>> try:
-    ...     parse_user({"id": "", "name": 42, "age": -1, "email": "ada@example.org"})
+    ...     parse_user({"id": "", "name": 42, "age": -1, "email": "ada@x.org"})
     ... except ApiError as exc:
     ...     print(exc.status, exc.message)
     ...     for field, problem in exc.fields.items():
@@ -755,6 +890,7 @@ async def error_middleware(request: web.Request, handler: _Handler) -> web.Strea
 
     >>> import aiohttp
     >>> from aiohttp import web
+    >>> from recipes.api_server import error_middleware
     >>> async def forbidden(request):
     ...     raise web.HTTPForbidden()
     >>> async def broken(request):
@@ -767,7 +903,8 @@ async def error_middleware(request: web.Request, handler: _Handler) -> web.Strea
     >>> site = web.TCPSite(runner, "127.0.0.1", 0)
     >>> await site.start()
     >>> url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    >>> async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+    >>> timeout = aiohttp.ClientTimeout(total=10)
+    >>> async with aiohttp.ClientSession(timeout=timeout) as session:
     ...     for path in ("/secret", "/broken"):
     ...         async with session.get(url + path) as resp:
     ...             print(resp.status, resp.content_type, await resp.text())
@@ -914,6 +1051,7 @@ class _EscapedAccessLog(AccessLogger):
 class Store(Protocol):
     """What :func:`make_app` needs from a store: open, close, and five queries.
 
+    >>> from recipes.api_server import MemoryStore, Store, User
     >>> async def count(store: Store) -> int:
     ...     return len(await store.list_users())
     >>> await count(MemoryStore([User("1", "Ada"), User("2", "Grace")]))
@@ -963,6 +1101,7 @@ _MAX_BODY_KEY = web.AppKey("max_body_bytes", int)
 class MemoryStore:
     """Users in a dict, for tests, demos and single-process servers.
 
+    >>> from recipes.api_server import MemoryStore, User
     >>> store = MemoryStore()
     >>> await store.create_user(User("1", "Ada"))
     True
@@ -1044,16 +1183,21 @@ _TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 class PostgresStore:
     """Users in a PostgreSQL table, through an asyncpg pool.
 
+    >>> import aiohttp
+    >>> from aiohttp import web
+    >>> from recipes.api_server import PostgresStore, make_app
     >>> store = PostgresStore(dsn, table="doctest_users")
     >>> runner = web.AppRunner(make_app(store))
     >>> await runner.setup()  # opens the pool, creates the table if missing
     >>> site = web.TCPSite(runner, "127.0.0.1", 0)
     >>> await site.start()
     >>> url = f"http://127.0.0.1:{runner.addresses[0][1]}/users"
-    >>> import aiohttp
-    >>> async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
-    ...     for user in [{"id": "x'); DROP TABLE doctest_users; --", "name": "Bobby"},
-    ...                  {"id": 1, "name": "Ada"}, {"id": 1, "name": "Ada, again"}]:
+    >>> bobby = "x'); DROP TABLE doctest_users; --"
+    >>> users = [{"id": bobby, "name": "Bobby"},
+    ...          {"id": 1, "name": "Ada"}, {"id": 1, "name": "Ada, again"}]
+    >>> timeout = aiohttp.ClientTimeout(total=10)
+    >>> async with aiohttp.ClientSession(timeout=timeout) as session:
+    ...     for user in users:
     ...         async with session.post(url, json=user) as resp:
     ...             print(resp.status, await resp.json())
     201 {'id': "x'); DROP TABLE doctest_users; --", 'name': 'Bobby', 'age': None}
@@ -1076,10 +1220,11 @@ class PostgresStore:
     identifier (letters, digits, underscores); it cannot be a query parameter,
     so it is checked here instead:
 
-    >>> PostgresStore(dsn, table="users; DROP TABLE users")
+    >>> PostgresStore(dsn, table="users; DROP")  # doctest: +NORMALIZE_WHITESPACE
     Traceback (most recent call last):
     ...
-    ValueError: table must be a plain identifier (letters, digits, _), got 'users; DROP...'
+    ValueError: table must be a plain identifier (letters, digits, _),
+    got 'users; DROP'
 
     ``timeout`` limits connecting, waiting for a free connection in the pool
     (so an exhausted pool fails with :exc:`asyncio.TimeoutError`, a ``503``,

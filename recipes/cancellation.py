@@ -12,6 +12,11 @@ for a graceful exit on SIGINT and SIGTERM.
 How a cancellation travels
 --------------------------
 
+.. index::
+   single: cancellation
+   pair: Task; cancel
+   pair: CancelledError; propagation
+
 ``task.cancel()`` returns at once and changes nothing yet.  The next time the task gets
 to run, the event loop throws :exc:`asyncio.CancelledError` into it at the ``await``
 where it is suspended.  The exception propagates up through every coroutine that
@@ -19,9 +24,10 @@ awaited its way down to that point, exactly like an exception in synchronous cod
 When it leaves the task's outermost coroutine, the task is marked cancelled, and
 whoever awaits the task receives a :exc:`asyncio.CancelledError` of its own:
 
+>>> import asyncio
 >>> async def fetch_page():
 ...     print("fetch_page: waiting for the server")
-...     await asyncio.sleep(10)  # the task is suspended here when cancel() arrives
+...     await asyncio.sleep(10)  # suspended here when cancel() arrives
 ...     print("fetch_page: never printed")
 >>> async def crawl():
 ...     try:
@@ -35,11 +41,13 @@ whoever awaits the task receives a :exc:`asyncio.CancelledError` of its own:
 ...     try:
 ...         await task
 ...     except asyncio.CancelledError:
-...         print("main: awaiting the task raised CancelledError; cancelled():", task.cancelled())
+...         print("main: awaiting the task raised CancelledError")
+...     print("main: task.cancelled() is", task.cancelled())
 >>> await main()
 fetch_page: waiting for the server
 crawl: the CancelledError passed through here
-main: awaiting the task raised CancelledError; cancelled(): True
+main: awaiting the task raised CancelledError
+main: task.cancelled() is True
 
 Awaiting a cancelled task again raises again; the task stays cancelled for good:
 
@@ -59,6 +67,10 @@ cancellation.  And a coroutine that never awaits cannot be cancelled until it do
 Cleaning up when cancelled
 --------------------------
 
+.. index::
+   pair: cancellation; cleanup
+   pair: finally; cancellation
+
 Because cancellation is an exception, the tools for cleanup are the ordinary ones:
 ``try``/``finally`` and context managers.  ``async with`` runs ``__aexit__`` with the
 :exc:`asyncio.CancelledError`, which is what closes connections, releases locks and
@@ -76,7 +88,7 @@ returns pooled resources when a task is cancelled halfway through:
 ...         await asyncio.sleep(10)  # a slow query
 >>> task = asyncio.create_task(handle_request())
 >>> await asyncio.sleep(0.1)
->>> task.cancel()  # the loop runs the task, and its cleanup, right after this line
+>>> task.cancel()  # the task's cleanup runs right after this line
 True
 close db
 >>> task.cancelled()
@@ -90,6 +102,10 @@ see `Cleanup that must await`_.
 Never swallowing CancelledError
 -------------------------------
 
+.. index::
+   single: swallowing CancelledError
+   pair: except BaseException; CancelledError
+
 The caller of ``task.cancel()`` relies on the task actually stopping: a timeout relies
 on it, :class:`asyncio.TaskGroup` relies on it, and so does :func:`asyncio.run` when it
 shuts down.  Catching :exc:`asyncio.CancelledError` and carrying on breaks all of them
@@ -101,7 +117,9 @@ without any error message.
    not :exc:`Exception`, so ``except Exception:`` lets it pass – that is on purpose.
    But a bare ``except:`` or ``except BaseException:`` catches it, and the task then
    silently keeps going or returns as if nothing happened.  Catch it only to log or
-   clean up, and re-raise it with a bare ``raise``.
+   clean up, and re-raise it with a bare ``raise``.  The same holds for
+   ``__aexit__`` methods: :doc:`/recipes/context_managers` shows one that suppresses
+   errors but never a cancellation.
 
 >>> async def swallowing():
 ...     try:
@@ -139,6 +157,9 @@ True
 Saying why: cancel messages
 ---------------------------
 
+.. index::
+   pair: cancel; message
+
 ``task.cancel(msg)`` attaches a message to the :exc:`asyncio.CancelledError` raised
 inside the task, which helps when a log shows a task that stopped unexpectedly:
 
@@ -165,6 +186,10 @@ job cancelled: ('server shutting down',)
 
 Counting cancellations: cancelling() and uncancel()
 ---------------------------------------------------
+
+.. index::
+   pair: Task; cancelling
+   pair: Task; uncancel
 
 Structured-concurrency tools cancel tasks *themselves*: :func:`asyncio.timeout`
 cancels the current task when the deadline passes, and :class:`asyncio.TaskGroup`
@@ -219,11 +244,18 @@ True
    :meth:`asyncio.Task.cancelling` and :meth:`asyncio.Task.uncancel`.  Code that
    swallows cancellation on purpose (rarely right) must call ``uncancel()`` on 3.11+, or
    a surrounding :func:`asyncio.timeout` or :class:`asyncio.TaskGroup` misreads the
-   count.  On 3.8–3.10 the ``taskgroup`` backport (see the TaskGroup chapter) supplies
-   its own Task subclass with these methods.
+   count.  On 3.8–3.10 the ``taskgroup`` backport (see
+   :ref:`recipes/task_groups:Using TaskGroup on Python 3.8 to 3.10`) supplies its own
+   Task subclass with these methods, and
+   :func:`recipes.timeouts.portable_timeout` tells its own cancellations apart
+   without them (:ref:`recipes/timeouts:Nested timeouts`).
 
 Cancelling a set of tasks at shutdown
 -------------------------------------
+
+.. index::
+   single: error messages; Task was destroyed but it is pending!
+   pair: shutdown; cancelling tasks
 
 Cancelling is half of a shutdown; the other half is waiting until the tasks have
 actually finished, so their ``finally`` blocks run while the loop is still alive.
@@ -237,6 +269,7 @@ shutdown that is interrupted half-way is exactly when leaks happen):
 ...         await asyncio.sleep(3600)
 ...     finally:
 ...         print(name, "stopped")
+>>> from recipes.cancellation import cancel_and_wait
 >>> workers = [asyncio.create_task(worker(f"worker-{n}")) for n in range(3)]
 >>> await asyncio.sleep(0.1)
 >>> await cancel_and_wait(*workers)
@@ -245,8 +278,20 @@ worker-1 stopped
 worker-2 stopped
 []
 
+The list it returns holds the errors that tasks raised instead of ending cancelled
+(empty here).  :doc:`/recipes/waiting` has a :func:`~recipes.waiting.cancel_and_wait`
+of its own, which takes one iterable, such as the ``pending`` set that
+:func:`asyncio.wait` returns, and waits as long as the tasks take.  Use that one right
+after an :func:`asyncio.wait`, and this one at shutdown: it takes the tasks as
+arguments, can bound the wait with ``timeout=`` and pass a cancel message with
+``msg=``.
+
 Cleanup that must await
 -----------------------
+
+.. index::
+   single: second cancellation
+   pair: shield; cleanup
 
 A ``finally`` block that awaits can be interrupted by a second ``cancel()`` – a user
 who presses Ctrl+C twice, a supervisor that cancels again because the first attempt
@@ -279,6 +324,7 @@ on.  If the cleanup outlives that limit, it is cancelled and awaited, and the ta
 still ends *cancelled*: the time-out is logged and chained to the
 :exc:`asyncio.CancelledError`, never raised in its place:
 
+>>> from recipes.cancellation import shielded_cleanup
 >>> async def handler(name):
 ...     try:
 ...         await asyncio.sleep(3600)
@@ -307,8 +353,22 @@ True
    helper must let the cancellation win; :func:`shielded_cleanup` does, and its
    reference below says exactly when it counts a task as being cancelled.
 
+:doc:`/recipes/context_managers` carries a copy of the same helper,
+:func:`recipes.context_managers.shielded_cleanup`, because its
+:func:`~recipes.context_managers.async_closing` needs one: take that copy when you
+use that chapter's helpers, and this one otherwise (it also accepts
+``timeout=None``).  Both protect the *cleanup* of a task that is being cancelled.
+To protect the work itself – a write the caller must not abandon half-way – use
+:func:`recipes.timeouts.shield_until_done` (see
+:ref:`recipes/timeouts:Protecting work from cancellation`).
+
 Shutting down on SIGINT and SIGTERM
 -----------------------------------
+
+.. index::
+   pair: SIGTERM; graceful shutdown
+   pair: SIGINT; graceful shutdown
+   pair: signal handler; add_signal_handler
 
 A service should stop in an orderly way when it is told to: Ctrl+C sends SIGINT,
 ``kill`` and container managers send SIGTERM.  Python's default for SIGINT raises
@@ -316,21 +376,49 @@ A service should stop in an orderly way when it is told to: Ctrl+C sends SIGINT,
 the process outright, so no ``finally`` block runs.  On Unix,
 :meth:`asyncio.loop.add_signal_handler` runs a callback inside the event loop instead.
 :func:`stop_on_signals` uses it to set an :class:`asyncio.Event`; ``main()`` waits for
-the event and then shuts down with :func:`cancel_and_wait`::
+the event and then shuts down with :func:`cancel_and_wait`.  A whole service, as a
+script (here it sends itself the SIGTERM that ``kill <pid>`` would send from another
+terminal):
 
-    async def main() -> None:
-        workers = [asyncio.create_task(worker(n)) for n in range(4)]
-        try:
-            with stop_on_signals() as stop:  # SIGINT and SIGTERM
-                await stop.wait()
-            print("signal received, stopping")
-        finally:
-            await cancel_and_wait(*workers, timeout=10)
+.. script:: service.py
 
-    asyncio.run(main())
+   import asyncio
+   import os
+   import signal
 
-The session at the end of this chapter runs exactly that, with the process sending
-itself a SIGTERM.
+   from recipes.cancellation import cancel_and_wait, stop_on_signals
+
+
+   async def worker(n: int) -> None:
+       try:
+           while True:
+               await asyncio.sleep(0.01)  # one unit of work
+       finally:
+           print(f"worker {n} stopped")
+
+
+   async def main() -> None:
+       workers = [asyncio.create_task(worker(n)) for n in range(2)]
+       try:
+           with stop_on_signals() as stop:  # SIGINT and SIGTERM
+               # Stands in for `kill <pid>`; remove it in a real service.
+               loop = asyncio.get_running_loop()
+               loop.call_later(0.05, os.kill, os.getpid(), signal.SIGTERM)
+               await stop.wait()
+           print("signal received, stopping")
+       finally:
+           errors = await cancel_and_wait(*workers, timeout=10)
+       print("stopped; errors:", errors)
+
+
+   asyncio.run(main())
+
+.. script-output::
+
+   signal received, stopping
+   worker 0 stopped
+   worker 1 stopped
+   stopped; errors: []
 
 .. versionchanged:: 3.11
    :func:`asyncio.run` and :class:`asyncio.Runner` handle SIGINT themselves: the first
@@ -350,21 +438,32 @@ itself a SIGTERM.
    :func:`asyncio.run`, which cancels the remaining tasks on its way out; keep the
    shutdown logic in ``finally`` blocks so it runs on both systems.
 
-A whole service in one session: workers, a signal, an orderly stop.
+Putting it together
+-------------------
+
+The same service in the REPL, with all three helpers: two workers that say goodbye
+to their peer through :func:`shielded_cleanup`, a SIGTERM, and an orderly stop with
+:func:`cancel_and_wait`.  (``python -m asyncio`` runs its event loop in the main
+thread, so :func:`stop_on_signals` works there as in a script.)
 
 >>> import os, signal
+>>> from recipes.cancellation import stop_on_signals
+>>> async def goodbye(n):
+...     await asyncio.sleep(0.1)  # tell the peer, flush buffers
+...     print(f"worker {n} said goodbye")
 >>> async def worker(n):
 ...     try:
 ...         while True:
 ...             await asyncio.sleep(0.2)  # one unit of work
 ...     finally:
-...         print(f"worker {n} finished its last unit")
+...         await shielded_cleanup(goodbye(n), timeout=1)
 >>> async def main():
 ...     workers = [asyncio.create_task(worker(n)) for n in range(2)]
 ...     try:
 ...         with stop_on_signals() as stop:
 ...             loop = asyncio.get_running_loop()
-...             loop.call_later(0.5, os.kill, os.getpid(), signal.SIGTERM)  # as `kill` would
+...             # as `kill <pid>` from another terminal would:
+...             loop.call_later(0.5, os.kill, os.getpid(), signal.SIGTERM)
 ...             await stop.wait()
 ...         print("SIGTERM received, stopping")
 ...     finally:
@@ -372,9 +471,27 @@ A whole service in one session: workers, a signal, an orderly stop.
 ...     print("stopped; errors:", errors)
 >>> await main()
 SIGTERM received, stopping
-worker 0 finished its last unit
-worker 1 finished its last unit
+worker 0 said goodbye
+worker 1 said goodbye
 stopped; errors: []
+
+See also
+--------
+
+* :doc:`/recipes/tasks` – starting, naming and cancelling single tasks.
+* :doc:`/recipes/timeouts` – deadlines, which work by cancelling, and
+  :func:`~recipes.timeouts.shield_until_done` for work that must not be cut off.
+* :doc:`/recipes/task_groups` – groups that cancel their tasks when one fails.
+* :doc:`/recipes/waiting` – :func:`asyncio.wait`, and the other
+  :func:`~recipes.waiting.cancel_and_wait`.
+* :doc:`/recipes/context_managers` – ``__aexit__`` under cancellation, and
+  :func:`~recipes.context_managers.async_closing`.
+* :doc:`/recipes/event_loop` – how :func:`asyncio.run` cancels what is left when
+  ``main()`` returns.
+* Python: :meth:`asyncio.Task.cancel`, :func:`asyncio.shield`,
+  :exc:`asyncio.CancelledError`, :ref:`Task object <python:asyncio-task-obj>`, and
+  :ref:`Set signal handlers for SIGINT and SIGTERM
+  <python:asyncio_example_unix_signals>` in the event loop documentation.
 """
 
 from __future__ import annotations
@@ -400,6 +517,8 @@ async def cancel_and_wait(
 ) -> List[BaseException]:
     """Cancel *tasks* and wait until every one of them has finished.
 
+    >>> import asyncio
+    >>> from recipes.cancellation import cancel_and_wait
     >>> async def sleeper():
     ...     await asyncio.sleep(3600)
     >>> tasks = [asyncio.create_task(sleeper()) for _ in range(3)]
@@ -413,6 +532,9 @@ async def cancel_and_wait(
     cancelled – typically an error raised by a ``finally`` block – in argument order.
     Retrieving them here stops asyncio from reporting ``Task exception was never
     retrieved`` later, so log them:
+
+    .. index::
+       single: error messages; Task exception was never retrieved
 
     >>> async def bad_cleanup():
     ...     try:
@@ -441,7 +563,8 @@ async def cancel_and_wait(
     >>> try:
     ...     await asyncio.wait_for(cancel_and_wait(task), timeout=0.1)
     ... except asyncio.TimeoutError:
-    ...     print("timed out after", round(loop.time() - start, 1), "s; done:", task.done())
+    ...     elapsed = round(loop.time() - start, 1)
+    ...     print("timed out after", elapsed, "s; done:", task.done())
     timed out after 0.5 s; done: True
 
     To bound the wait, pass *timeout*: after that many seconds
@@ -454,6 +577,9 @@ async def cancel_and_wait(
     raises :exc:`TypeError` (and is closed, so no "never awaited" warning follows), and
     the calling task itself raises :exc:`ValueError`, because it would wait for itself
     forever.
+
+    :func:`recipes.waiting.cancel_and_wait` is the variant for the ``pending`` set of
+    :func:`asyncio.wait`: it takes one iterable and has no *timeout* or *msg*.
     """
     _check_tasks(tasks)
     if timeout is not None and timeout < 0:
@@ -510,6 +636,8 @@ def _check_tasks(tasks: Any) -> None:
 async def shielded_cleanup(cleanup: Awaitable[T], *, timeout: Optional[float]) -> T:
     """Run *cleanup* to the end even if the calling task is cancelled meanwhile.
 
+    >>> import asyncio
+    >>> from recipes.cancellation import shielded_cleanup
     >>> async def flush():
     ...     await asyncio.sleep(0.2)
     ...     print("buffer flushed")
@@ -595,6 +723,10 @@ async def shielded_cleanup(cleanup: Awaitable[T], *, timeout: Optional[float]) -
     :func:`shielded_cleanup` never calls :meth:`asyncio.Task.uncancel`, so on 3.11+
     the count of cancellation requests stays what the callers made it, and an
     enclosing :func:`asyncio.timeout` still recognises its own cancellation.
+
+    :func:`recipes.context_managers.shielded_cleanup` is a copy of this helper that
+    travels with :func:`~recipes.context_managers.async_closing`; it takes a positive
+    *timeout* only.
     """
     if not inspect.isawaitable(cleanup):
         hint = " (call it: conn.close(), not conn.close)" if callable(cleanup) else ""
@@ -662,7 +794,8 @@ def _cancelling() -> bool:
 def stop_on_signals(*signals: int) -> Iterator[asyncio.Event]:
     """Within the block, SIGINT and SIGTERM (or *signals*) set the yielded event.
 
-    >>> import os, signal
+    >>> import asyncio, os, signal
+    >>> from recipes.cancellation import stop_on_signals
     >>> with stop_on_signals(signal.SIGUSR1) as stop:
     ...     os.kill(os.getpid(), signal.SIGUSR1)
     ...     await asyncio.wait_for(stop.wait(), timeout=1)

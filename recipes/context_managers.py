@@ -9,6 +9,12 @@ and how to make cleanup that itself awaits survive a second cancellation.
 Writing an async context manager class
 --------------------------------------
 
+.. index::
+   single: async context manager
+   single: __aenter__
+   single: __aexit__
+   single: async with
+
 ``async with cm as value:`` awaits ``cm.__aenter__()`` and binds its result to
 ``value``.  When the block ends, it awaits ``cm.__aexit__(exc_type, exc, tb)``: three
 ``None`` after a normal exit, otherwise the exception's class, the exception and its
@@ -16,6 +22,7 @@ traceback.  If ``__aexit__`` returns a true value, the exception is *suppressed*
 execution continues after the block; anything else (``None`` included) lets it
 propagate.  Both methods are coroutines, so acquiring and releasing may await.
 
+>>> import asyncio
 >>> class Announce:
 ...     async def __aenter__(self):
 ...         print("enter")
@@ -41,6 +48,10 @@ block on the event loop's clock.
 
 Suppressing exceptions, but never cancellation
 ----------------------------------------------
+
+.. index::
+   pair: CancelledError; swallowed by __aexit__
+   single: suppressing exceptions
 
 Returning ``True`` from ``__aexit__`` is how ``contextlib.suppress`` works.  Decide
 by the exception type, and never let the test match :exc:`asyncio.CancelledError`:
@@ -71,10 +82,17 @@ True
    for a task that ignores ``cancel()``.  Since Python 3.8,
    :exc:`asyncio.CancelledError` derives from ``BaseException``, so a test such as
    ``issubclass(exc_type, Exception)`` already leaves it alone; a bare
-   ``return True`` does not.
+   ``return True`` does not.  :doc:`/recipes/cancellation` shows the same mistake in
+   ``except`` blocks, and how a cancellation travels.
 
 Writing one with asynccontextmanager
 ------------------------------------
+
+.. index::
+   single: asynccontextmanager
+   pair: transaction; commit or rollback
+   single: error messages; generator didn't yield
+   single: error messages; generator didn't stop
 
 ``contextlib.asynccontextmanager`` turns an async generator with exactly one
 ``yield`` into a context manager: the code before the ``yield`` is ``__aenter__``,
@@ -121,6 +139,11 @@ caught: bad row
 Entering a variable number of context managers
 ----------------------------------------------
 
+.. index::
+   single: AsyncExitStack
+   pair: AsyncExitStack; pop_all
+   single: all or nothing (acquiring resources)
+
 ``async with a(), b(), c():`` needs the count when you write the code.
 ``contextlib.AsyncExitStack`` enters any number, one at a time, and exits the ones
 already entered – in reverse order – if a later one fails.  :func:`open_all` wraps
@@ -137,8 +160,11 @@ someone else*, ``pop_all()`` moves the exit callbacks to a new stack:
 ...         print(f"release {name}")
 >>> async def acquire_all(names):
 ...     async with AsyncExitStack() as stack:
-...         acquired = [await stack.enter_async_context(resource(n)) for n in names]
-...         return acquired, stack.pop_all()  # success: the caller owns them now
+...         acquired = []
+...         for name in names:
+...             cm = resource(name)
+...             acquired.append(await stack.enter_async_context(cm))
+...         return acquired, stack.pop_all()  # success: the caller owns them
 >>> acquired, stack = await acquire_all(["x", "y"])
 acquire x
 acquire y
@@ -148,6 +174,11 @@ release x
 
 Cleaning up while being cancelled
 ---------------------------------
+
+.. index::
+   single: shielded_cleanup
+   pair: cleanup; second cancellation
+   pair: shield; cleanup
 
 When a task is cancelled, :exc:`asyncio.CancelledError` is raised at its current
 ``await``; ``finally`` blocks and ``__aexit__`` then run and *may* await, because that
@@ -161,6 +192,7 @@ outlives its limit is cancelled and awaited, and the task still ends *cancelled*
 failure is logged and chained as ``__cause__``, never raised in place of the
 cancellation.
 
+>>> from recipes.context_managers import shielded_cleanup
 >>> async def close_connection():
 ...     await asyncio.sleep(0.5)
 ...     print("connection closed")
@@ -177,11 +209,18 @@ cancellation.
 ...     await asyncio.wait({task})
 >>> async def plain(aw):
 ...     await aw
->>> await cancel_twice(asyncio.create_task(handler(plain)))  # the close never finishes
->>> await cancel_twice(
-...     asyncio.create_task(handler(lambda aw: shielded_cleanup(aw, timeout=5)))
-... )
+>>> async def shielded(aw):
+...     await shielded_cleanup(aw, timeout=5)
+>>> await cancel_twice(asyncio.create_task(handler(plain)))  # never closed
+>>> await cancel_twice(asyncio.create_task(handler(shielded)))
 connection closed
+
+The same helper is :func:`recipes.cancellation.shielded_cleanup`, shown in
+:ref:`recipes/cancellation:Cleanup that must await` from the side of the task being
+cancelled; each chapter carries its own copy so that its module stays one file you
+can drop into a project.  Take it from the module you already use: this one always
+wants a time limit, the cancellation chapter's also accepts ``timeout=None`` for a
+cleanup that must finish however long it takes.
 
 .. important::
 
@@ -196,6 +235,12 @@ connection closed
 Optional context managers and decorators
 ----------------------------------------
 
+.. index::
+   single: nullcontext
+   single: anullcontext
+   single: AsyncContextDecorator
+   pair: context manager; as a decorator
+
 Sometimes a block needs a lock or a transaction only in some configurations.
 ``contextlib.nullcontext(value)`` stands in for the missing one.
 
@@ -207,6 +252,7 @@ Sometimes a block needs a lock or a transaction only in some configurations.
 >>> async with contextlib.nullcontext("value") as v:  # doctest: +PY310
 ...     print(v)
 value
+>>> from recipes.context_managers import anullcontext
 >>> async def append(items, lock=None):
 ...     async with lock if lock is not None else anullcontext():
 ...         items.append(len(items))
@@ -252,6 +298,12 @@ commit job
 
 Decorating a generator, and a context manager that is not async
 ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+
+.. index::
+   pair: async generator; decorated with a context manager
+   single: ContextDecorator
+   single: error messages; 'async for' requires an object with __aiter__ method, got coroutine
+   single: warnings; coroutine ... was never awaited
 
 Decorating an *async generator* function – rows streamed inside one transaction,
 say – is where Python versions part ways.  On 3.15 the decorator sees what it wraps:
@@ -327,7 +379,9 @@ commit export
    by ``await gen.aclose()``, by ``contextlib.aclosing()`` (3.10+), or at some later
    point by the garbage collector or the loop's shutdown.  The exit then sees
    :exc:`GeneratorExit`: for ``transaction()``, a rollback.  The 3.15 decorator
-   behaves the same.  Close such generators yourself:
+   behaves the same.  Close such generators yourself
+   (:ref:`recipes/async_iteration:Closing async generators` explains why, and has an
+   ``aclosing`` for 3.8 and 3.9):
 
    >>> stream = rows()
    >>> async for row in stream:
@@ -342,14 +396,32 @@ Putting it together
 Open several resources, time the work, and release everything even on failure:
 
 >>> from functools import partial
->>> async with Timer("batch", report=lambda label, s: print(label, round(s, 1))):
-...     async with open_all(partial(resource, "db"), partial(resource, "cache")) as (db, cache):
+>>> from recipes.context_managers import Timer, open_all
+>>> def report(label, seconds):
+...     print(label, round(seconds, 1))
+>>> db, cache = partial(resource, "db"), partial(resource, "cache")
+>>> async with Timer("batch", report=report):
+...     async with open_all(db, cache) as (db_name, cache_name):
 ...         await asyncio.sleep(0.2)
 acquire db
 acquire cache
 release cache
 release db
 batch 0.2
+
+See also
+--------
+
+* :doc:`/recipes/cancellation` – how a cancellation reaches ``__aexit__``, and its
+  copy of :func:`shielded_cleanup`.
+* :doc:`/recipes/async_iteration` – closing async generators, and ``aclosing`` for
+  Python 3.8 and 3.9.
+* :doc:`/recipes/synchronization` – locks and semaphores, which are async context
+  managers too; :doc:`/recipes/timeouts` for ``async with asyncio.timeout()``.
+* Python: :ref:`python:async-context-managers` (``__aenter__``/``__aexit__``),
+  :ref:`the async with statement <python:async with>`,
+  :func:`contextlib.asynccontextmanager`, :class:`contextlib.AsyncExitStack`,
+  :class:`contextlib.AsyncContextDecorator` and :func:`contextlib.nullcontext`.
 """
 
 from __future__ import annotations
@@ -391,6 +463,8 @@ _logger = logging.getLogger(__name__)
 class Timer:
     """Measure how long an ``async with`` block takes, on the running loop's clock.
 
+    >>> import asyncio
+    >>> from recipes.context_managers import Timer
     >>> async with Timer("download") as timer:
     ...     await asyncio.sleep(0.3)
     >>> round(timer.elapsed, 1)
@@ -399,8 +473,10 @@ class Timer:
     ``report(label, seconds)`` is called on exit – also when the block raises or is
     cancelled, and the exception still propagates:
 
+    >>> def report(label, seconds):
+    ...     print(label, round(seconds, 1))
     >>> try:
-    ...     async with Timer("parse", report=lambda label, s: print(label, round(s, 1))):
+    ...     async with Timer("parse", report=report):
     ...         await asyncio.sleep(0.2)
     ...         raise ValueError("bad input")
     ... except ValueError:
@@ -412,12 +488,13 @@ class Timer:
     after it exits, but not while it is running:
 
     >>> timer = Timer()
-    >>> async with timer:
+    >>> try:
     ...     async with timer:
-    ...         pass
-    Traceback (most recent call last):
-      ...
-    RuntimeError: Timer('block') is already running
+    ...         async with timer:
+    ...             pass
+    ... except RuntimeError as exc:
+    ...     print(exc)
+    Timer('block') is already running
 
     The loop's clock is monotonic and is what ``asyncio.sleep`` and timeouts use, so
     the figures agree with them (on a test loop with a virtual clock too).
@@ -472,8 +549,10 @@ def open_all(*factories: Callable[[], AsyncContextManager[Any]]) -> AsyncContext
     (``functools.partial`` or a ``lambda``); the block receives the list of entered
     values:
 
+    >>> import asyncio
     >>> from contextlib import asynccontextmanager
     >>> from functools import partial
+    >>> from recipes.context_managers import open_all
     >>> @asynccontextmanager
     ... async def pool(name, fail=False):
     ...     await asyncio.sleep(0.1)  # connecting
@@ -495,10 +574,9 @@ def open_all(*factories: Callable[[], AsyncContextManager[Any]]) -> AsyncContext
     If one acquisition fails, the ones already entered are exited (newest first) and
     the error propagates; later factories are never called:
 
+    >>> broken = partial(pool, "b", fail=True)
     >>> try:
-    ...     async with open_all(
-    ...         partial(pool, "a"), partial(pool, "b", fail=True), partial(pool, "c")
-    ...     ):
+    ...     async with open_all(partial(pool, "a"), broken, partial(pool, "c")):
     ...         print("not reached")
     ... except ConnectionError as exc:
     ...     print("failed:", exc)
@@ -513,7 +591,7 @@ def open_all(*factories: Callable[[], AsyncContextManager[Any]]) -> AsyncContext
     >>> open_all(pool("a"))
     Traceback (most recent call last):
       ...
-    TypeError: open_all() takes factories (callables returning async context managers), got ...
+    TypeError: open_all() takes factories (callables returning async context ...
 
     Put timeouts inside the factories: each ``__aenter__`` runs in the caller's task,
     which is what context managers such as ``asyncio.timeout()`` require.
@@ -549,6 +627,8 @@ async def shielded_cleanup(cleanup: Awaitable[T], *, timeout: float) -> T:
     Use it for the awaits in ``finally`` blocks and ``__aexit__`` methods.  Without
     cancellation it is simply ``await cleanup`` with a time limit:
 
+    >>> import asyncio
+    >>> from recipes.context_managers import shielded_cleanup
     >>> async def flush():
     ...     await asyncio.sleep(0.2)
     ...     print("flushed")
@@ -586,10 +666,11 @@ async def shielded_cleanup(cleanup: Awaitable[T], *, timeout: float) -> T:
     fails); raised in a ``finally`` block, it replaces the exception that was on its
     way up, which becomes its ``__context__``:
 
-    >>> await shielded_cleanup(asyncio.sleep(9), timeout=0.5)  # doctest: +IGNORE_EXCEPTION_DETAIL
-    Traceback (most recent call last):
-      ...
-    TimeoutError: cleanup did not finish within 0.5 seconds
+    >>> try:
+    ...     await shielded_cleanup(asyncio.sleep(9), timeout=0.5)
+    ... except asyncio.TimeoutError as exc:
+    ...     print(exc)
+    cleanup did not finish within 0.5 seconds
 
     When the task is being cancelled, the cancellation wins: a cleanup that times out
     or fails does not turn a cancelled task into a failed one (which an ``except
@@ -695,6 +776,8 @@ def async_closing(thing: R, *, timeout: float = 10.0) -> AsyncContextManager[R]:
     sessions, stream wrappers) that do not support ``async with`` themselves.
     (``contextlib.aclosing`` is the same idea for ``aclose()``.)
 
+    >>> import asyncio
+    >>> from recipes.context_managers import async_closing
     >>> class Client:
     ...     async def close(self):
     ...         await asyncio.sleep(0.1)
@@ -755,6 +838,8 @@ class anullcontext(Generic[T]):
     ``contextlib.nullcontext`` supports ``async with`` from Python 3.10 on; this is
     the version for 3.8 and 3.9.  It stands in for an optional context manager:
 
+    >>> import asyncio
+    >>> from recipes.context_managers import anullcontext
     >>> async def save(record, lock=None):
     ...     async with lock if lock is not None else anullcontext():
     ...         return f"saved {record}"

@@ -13,6 +13,10 @@ enough to copy: :func:`measure`, :func:`run_sequentially`,
 Sequential and concurrent waits, measured
 -----------------------------------------
 
+.. index::
+   single: concurrency; sequential and concurrent waits
+   single: factories of awaitables
+
 Three requests that each wait 0.3 s for a reply take 0.9 s when you await them
 one after the other, because each ``await`` holds the caller until its reply
 arrives.  Started together, the three waits overlap and the whole batch takes
@@ -21,10 +25,13 @@ as long as the slowest one.  :func:`run_sequentially` and
 awaitable) and report the results together with the loop time spent:
 
 >>> import asyncio, functools
+>>> from recipes.coroutines import (
+...     Heartbeat, run_concurrently, run_in_thread, run_sequentially
+... )
 >>> async def fetch(name: str, delay: float) -> str:
 ...     await asyncio.sleep(delay)  # stands in for a network round trip
 ...     return name
->>> requests = [functools.partial(fetch, name, 0.3) for name in ("a", "b", "c")]
+>>> requests = [functools.partial(fetch, name, 0.3) for name in "abc"]
 >>> results, elapsed = await run_sequentially(*requests)
 >>> results, round(elapsed, 1)
 (['a', 'b', 'c'], 0.9)
@@ -33,10 +40,18 @@ awaitable) and report the results together with the loop time spent:
 (['a', 'b', 'c'], 0.3)
 
 Concurrency pays off only while the coroutines *wait*.  Work that keeps the
-CPU busy does not overlap on one thread, however you schedule it.
+CPU busy does not overlap on one thread, however you schedule it.  The
+:doc:`/recipes/gathering` chapter shows the everyday tools for running many
+coroutines at once, and :doc:`/recipes/tasks` how to start one in the
+background.
 
 Seeing that a blocking call stalls the loop
 -------------------------------------------
+
+.. index::
+   single: blocking call; stalls the event loop
+   single: event loop lag
+   single: warnings; Executing <Task ...> took ... seconds
 
 ``await asyncio.sleep(...)`` suspends the coroutine and lets the loop run
 other things; ``time.sleep(...)``, a ``requests.get(...)``, a database driver
@@ -64,9 +79,18 @@ seconds.  Its tick count shows whether the loop was free:
    ``PYTHONASYNCIODEBUG=1``) logs every step that holds the loop for longer than
    ``loop.slow_callback_duration`` (0.1 s), for example
    ``Executing <Task pending name='Task-1' ...> took 0.350 seconds``.
+   :ref:`recipes/debugging:Finding callbacks that block the loop` shows
+   how to read that report.
 
 Defining and awaiting coroutines
 --------------------------------
+
+.. index::
+   single: coroutine function
+   single: coroutine object
+   single: error messages; cannot reuse already awaited coroutine
+   single: warnings; coroutine ... was never awaited
+   single: await; forgotten
 
 ``async def`` defines a *coroutine function*.  Calling it runs none of its
 body: it returns a *coroutine object*, and the body runs when the object is
@@ -119,10 +143,18 @@ closed coroutine never runs and never warns:
    :func:`asyncio.create_task`).  The warning appears when the coroutine object
    is garbage collected, which can be far from the faulty line.  Run with
    ``python -X dev`` to find it: that turns on asyncio's debug mode, and the
-   warning then also shows where the coroutine was created.
+   warning then also shows where the coroutine was created, as
+   :ref:`recipes/debugging:Finding a coroutine that was never awaited`
+   shows.
 
 The three kinds of awaitables
 -----------------------------
+
+.. index::
+   single: awaitable
+   single: future; set_result and set_exception
+   single: error messages; invalid state
+   single: InvalidStateError
 
 ``await`` accepts any *awaitable*.  In asyncio you meet three kinds: coroutine
 objects; :class:`asyncio.Task`, which wraps a coroutine and schedules it to run
@@ -134,13 +166,17 @@ that something else will set.  A task is a future too, so
 ...     await asyncio.sleep(0.1)
 ...     return 2 * x
 >>> loop = asyncio.get_running_loop()
->>> coro, task, future = double(1), asyncio.create_task(double(2)), loop.create_future()
+>>> coro = double(1)
+>>> task = asyncio.create_task(double(2))
+>>> future = loop.create_future()
 >>> [inspect.isawaitable(obj) for obj in (coro, task, future)]
 [True, True, True]
 >>> [asyncio.isfuture(obj) for obj in (coro, task, future)]
 [False, True, True]
 >>> await coro, await task
 (2, 4)
+
+Tasks get a chapter of their own, :doc:`/recipes/tasks`.
 
 A future does nothing by itself: another task (or a callback, or a thread via
 ``loop.call_soon_threadsafe``) must give it a result with
@@ -175,6 +211,10 @@ asyncio.InvalidStateError: invalid state
 Writing your own awaitable
 --------------------------
 
+.. index::
+   single: __await__
+   single: awaitable; writing your own
+
 Any object whose class defines ``__await__`` can be awaited.  The method must
 return an iterator; the easy way to get one is to write the logic as a
 coroutine and return that coroutine's ``__await__()``:
@@ -193,6 +233,13 @@ computed on first ``await`` and shared by every later one.
 
 Running blocking code off the loop
 ----------------------------------
+
+.. index::
+   single: blocking call; running in a thread
+   single: to_thread
+   single: run_in_executor
+   single: ProcessPoolExecutor
+   single: GIL; CPU-bound code
 
 When you cannot avoid a blocking call (a library without async support, a
 slow file system, a CPU-heavy function), run it in a worker thread and await
@@ -213,6 +260,12 @@ variables on:
    :func:`asyncio.to_thread`.  On Python 3.8, :func:`run_in_thread` gives the
    same behaviour on top of ``loop.run_in_executor``.
 
+The files chapter carries its own copy of this helper,
+:func:`recipes.files.run_in_thread`, so that each module works on its own:
+they behave alike (this one also names the mistake when it is handed the
+result of a call instead of a function), so use the one of the module you
+copy.
+
 While the thread sleeps, the loop stays free and the heartbeat keeps ticking:
 
 >>> async with Heartbeat(interval=0.1) as beat:
@@ -228,22 +281,67 @@ True
    the blocking call its own timeout (most network libraries take one).
    Threads also do not make CPU-bound Python code faster, because of the GIL:
    for that, pass a ``concurrent.futures.ProcessPoolExecutor`` (created once,
-   shut down at exit) to ``loop.run_in_executor``.
+   shut down at exit) to ``loop.run_in_executor``.  Giving up on a slow call
+   without stopping it is the subject of :doc:`/recipes/timeouts`.
 
 Putting it together
 -------------------
 
 Outside the REPL, a program starts one event loop with :func:`asyncio.run`
-and does everything else from the coroutine it runs:
+and does everything else from the coroutine it runs (the
+:doc:`/recipes/event_loop` chapter explains what :func:`asyncio.run` does on
+the way in and out).  Here a wait on the loop and a blocking call in a
+thread overlap:
 
->>> async def main() -> None:
-...     results, elapsed = await run_concurrently(
-...         functools.partial(fetch, "x", 0.1),
-...         functools.partial(run_in_thread, blocking_io, 5),
-...     )
-...     print(results, round(elapsed, 1))
->>> asyncio.run(main())
-['x', 10] 0.1
+.. script:: overlap.py
+
+   import asyncio
+   import functools
+   import time
+
+   from recipes.coroutines import run_concurrently, run_in_thread
+
+
+   async def fetch(name: str, delay: float) -> str:
+       await asyncio.sleep(delay)  # stands in for a network round trip
+       return name
+
+
+   def blocking_io(n: int) -> int:
+       time.sleep(0.05)  # a blocking call: a file read, requests.get(), ...
+       return 2 * n
+
+
+   async def main() -> None:
+       results, elapsed = await run_concurrently(
+           functools.partial(fetch, "x", 0.1),
+           functools.partial(run_in_thread, blocking_io, 5),
+       )
+       print(results, "in", round(elapsed, 1), "s")
+
+
+   asyncio.run(main())
+
+.. script-output::
+
+   ['x', 10] in 0.1 s
+
+See also
+--------
+
+* :doc:`/recipes/tasks`: starting coroutines in the background, and keeping
+  track of them.
+* :doc:`/recipes/gathering`: running many coroutines at once and collecting
+  their results.
+* :doc:`/recipes/event_loop`: what runs the coroutines, and how a program
+  starts and stops it.
+* :doc:`/recipes/debugging`: finding blocking calls and coroutines that were
+  never awaited.
+* :doc:`/recipes/files`: file I/O without blocking the loop.
+* Python documentation: :ref:`python:coroutine` and
+  :ref:`python:asyncio-awaitables` in :doc:`python:library/asyncio-task`,
+  :doc:`python:library/asyncio-future`, :ref:`python:asyncio-handle-blocking`
+  and :doc:`python:howto/a-conceptual-overview-of-asyncio`.
 """
 
 from __future__ import annotations
@@ -365,6 +463,7 @@ async def measure(awaitable: Awaitable[T]) -> Tuple[T, float]:
     """Await *awaitable* and return its result with the loop time it took, in seconds.
 
     >>> import asyncio
+    >>> from recipes.coroutines import measure
     >>> result, elapsed = await measure(asyncio.sleep(0.2, result="done"))
     >>> result, round(elapsed, 1)
     ('done', 0.2)
@@ -393,7 +492,10 @@ async def run_sequentially(*factories: Callable[[], Awaitable[T]]) -> Tuple[List
     """Await each factory's awaitable in turn; return the results and the loop time taken.
 
     >>> import asyncio, functools
-    >>> waits = [functools.partial(asyncio.sleep, 0.1, result=n) for n in range(3)]
+    >>> from recipes.coroutines import run_sequentially
+    >>> def nap(n: int):
+    ...     return functools.partial(asyncio.sleep, 0.1, result=n)
+    >>> waits = [nap(n) for n in range(3)]
     >>> results, elapsed = await run_sequentially(*waits)
     >>> results, round(elapsed, 1)
     ([0, 1, 2], 0.3)
@@ -403,15 +505,17 @@ async def run_sequentially(*factories: Callable[[], Awaitable[T]]) -> Tuple[List
     stops the run and propagates; later factories are never called.
 
     Pass factories, not coroutine objects.  A coroutine object by mistake is
-    closed (so it does not warn) and reported:
+    closed (so it does not warn) and reported, with a hint at the fix
+    (``functools.partial(fetch, url), not fetch(url)``) at the end of the
+    message:
 
     >>> async def step() -> None:
     ...     await asyncio.sleep(0)
     >>> await run_sequentially(step, step())
     Traceback (most recent call last):
     ...
-    TypeError: run_sequentially() expects callables that return awaitables; argument 1 is <coroutine object step at 0x...> (a coroutine object: pass the function and its arguments instead, e.g. functools.partial(fetch, url), not fetch(url))
-    """  # noqa: E501
+    TypeError: run_sequentially() expects callables that return awaitables; ...
+    """
     _check_factories("run_sequentially", factories)
     loop = asyncio.get_running_loop()
     started = loop.time()
@@ -427,7 +531,10 @@ async def run_concurrently(
     """Run every factory's awaitable at the same time; return the results and the loop time.
 
     >>> import asyncio, functools
-    >>> waits = [functools.partial(asyncio.sleep, 0.1 * n, result=n) for n in (3, 1, 2)]
+    >>> from recipes.coroutines import run_concurrently
+    >>> def nap(n: int):
+    ...     return functools.partial(asyncio.sleep, 0.1 * n, result=n)
+    >>> waits = [nap(n) for n in (3, 1, 2)]
     >>> results, elapsed = await run_concurrently(*waits)
     >>> results, round(elapsed, 1)
     ([3, 1, 2], 0.3)
@@ -441,7 +548,7 @@ async def run_concurrently(
     >>> async def broken() -> int:
     ...     await asyncio.sleep(0.1)
     ...     raise ValueError("bad reply")
-    >>> await run_concurrently(functools.partial(asyncio.sleep, 5, result=0), broken)
+    >>> await run_concurrently(nap(50), broken)
     Traceback (most recent call last):
     ...
     ValueError: bad reply
@@ -450,7 +557,7 @@ async def run_concurrently(
     are cancelled (and awaited) and :exc:`asyncio.TimeoutError` is raised:
 
     >>> try:
-    ...     await run_concurrently(functools.partial(asyncio.sleep, 5), timeout=0.2)
+    ...     await run_concurrently(nap(50), timeout=0.2)
     ... except asyncio.TimeoutError as exc:
     ...     print("timed out:", exc)
     timed out: 1 of 1 awaitables still running after 0.2 s
@@ -500,6 +607,7 @@ class Heartbeat:
     """A background task that ticks every *interval* seconds while the block runs.
 
     >>> import asyncio
+    >>> from recipes.coroutines import Heartbeat
     >>> async with Heartbeat(interval=0.1) as beat:
     ...     await asyncio.sleep(0.25)
     >>> beat.ticks
@@ -585,6 +693,7 @@ class PendingReplies(Generic[K, V]):
     connection resolves it:
 
     >>> import asyncio
+    >>> from recipes.coroutines import PendingReplies
     >>> replies: PendingReplies[int, str] = PendingReplies()
     >>> first, second = replies.expect(1), replies.expect(2)
     >>> async def read_connection() -> None:  # stands in for a socket reader
@@ -639,7 +748,7 @@ class PendingReplies(Generic[K, V]):
         Each key may be awaited by one request at a time; reuse it only after
         its future is done:
 
-        >>> import asyncio
+        >>> from recipes.coroutines import PendingReplies
         >>> replies: PendingReplies[str, int] = PendingReplies()
         >>> pending = replies.expect("a")
         >>> replies.expect("a")
@@ -705,6 +814,7 @@ class Lazy(Generic[T]):
     and everyone who awaits meanwhile waits for that same run.
 
     >>> import asyncio
+    >>> from recipes.coroutines import Lazy
     >>> calls = []
     >>> async def load_config() -> dict:
     ...     calls.append("load")
@@ -730,8 +840,8 @@ class Lazy(Generic[T]):
     >>> Lazy(load_config())
     Traceback (most recent call last):
     ...
-    TypeError: Lazy() expects a function that returns an awaitable, got a coroutine object; pass load_config, not load_config()
-    """  # noqa: E501
+    TypeError: Lazy() expects a function ...; pass load_config, not load_config()
+    """
 
     def __init__(self, factory: Callable[[], Awaitable[T]]) -> None:
         if inspect.iscoroutine(factory):
@@ -786,6 +896,7 @@ async def run_in_thread(func: Callable[P, T], /, *args: P.args, **kwargs: P.kwar
     """Run the blocking ``func(*args, **kwargs)`` in a worker thread and await its result.
 
     >>> import time
+    >>> from recipes.coroutines import run_in_thread
     >>> await run_in_thread(time.sleep, 0.05)
     >>> await run_in_thread(sorted, [3, 1, 2], reverse=True)
     [3, 2, 1]
@@ -802,8 +913,11 @@ async def run_in_thread(func: Callable[P, T], /, *args: P.args, **kwargs: P.kwar
     >>> await run_in_thread(time.sleep(0.01))
     Traceback (most recent call last):
     ...
-    TypeError: run_in_thread() expects a callable, got None; pass the function and its arguments separately: run_in_thread(func, arg)
-    """  # noqa: E501
+    TypeError: run_in_thread() expects a callable, got None; pass the function ...
+
+    The files chapter has the same helper, :func:`recipes.files.run_in_thread`
+    (see :ref:`recipes/coroutines:Running blocking code off the loop`).
+    """
     if not callable(func):
         raise TypeError(
             f"run_in_thread() expects a callable, got {func!r}; pass the function and "

@@ -1,6 +1,4 @@
-"""A production-grade web crawler.
-
-A crawler looks like the perfect first asyncio program: fetch a page, find its
+"""A crawler looks like the perfect first asyncio program: fetch a page, find its
 links, fetch those too, all at once.  The short version fits in fifteen lines
 and falls over on the first real site.  It starts a request for every link it
 meets, so a large site opens thousands of sockets; two tasks that find the
@@ -16,19 +14,27 @@ needs ``aiohttp``, ``beautifulsoup4`` and ``lxml`` (the parser BeautifulSoup
 uses here): ``pip install aiohttp beautifulsoup4 lxml`` (or ``pip install
 asyncio-cookbook[crawler]``).
 
-The examples crawl a small local site (``tests/crawl_site.py``) that the demo
-server mounts under ``/site``; ``base_url`` below is something like
-``http://127.0.0.1:8080``.  The site has everything a crawler meets in the
-wild: cycles, fragments, off-site links, error pages, a page slower than the
-timeout, an image, tag soup, redirect chains and loops, and a 6 MiB page.
+The examples crawl a small local site (``tests/crawl_site.py``) that the
+demo HTTP server serves under ``/site``.  It has everything a crawler meets
+in the wild: cycles, fragments, off-site links, error pages, a page slower
+than the timeout, an image, tag soup, redirect chains and loops, and a
+6 MiB page.  ``base_url`` is the address of the demo HTTP server, something
+like ``http://127.0.0.1:8080``: in your own session start it with ``python
+-m tests.demo_servers --no-postgres`` from a checkout of the cookbook and
+paste the ``base_url = ...`` line it prints.
 
 Crawling a site
 ---------------
+
+.. index::
+   single: web crawler
+   pair: aiohttp; web crawler
 
 Give :func:`crawl` a start URL; it follows links on the same host up to
 ``max_depth`` links away and returns a :class:`CrawlResult`.  ``visited``
 holds the pages that were fetched and parsed as HTML:
 
+>>> from recipes.crawler import crawl
 >>> result = await crawl(f"{base_url}/site/", timeout=0.5)
 >>> def show(urls):
 ...     for url in sorted(urls):
@@ -67,6 +73,13 @@ never requested.
 Running a fixed pool of workers
 -------------------------------
 
+.. index::
+   single: worker pool
+   pair: asyncio.Queue; worker pool
+   single: asyncio.Queue; join() that never returns
+   single: error messages; OSError: [Errno 24] Too many open files
+   single: error messages; Task was destroyed but it is pending!
+
 The tempting design is recursive: ``crawl_page`` fetches a page and then
 ``await asyncio.gather(*(crawl_page(link) for link in links))``.  Nothing
 bounds it.  A page with 200 links starts 200 requests, each of those starts
@@ -75,8 +88,62 @@ long before it runs out of pages.  :func:`crawl` instead starts exactly
 ``concurrency`` worker tasks that take URLs from an :class:`asyncio.Queue`.
 A worker puts the links it finds back on the queue, so the amount of work
 can grow but the number of requests in flight never exceeds the number of
-workers.  When :meth:`asyncio.Queue.join` returns, every queued URL has been
-handled, and the workers, which loop forever, are cancelled and awaited.
+workers.  Here is the pattern on its own, in a crawler small enough to read
+at a glance (it parses on the event loop, and has none of the limits,
+robots.txt and redirect handling of the sections below):
+
+>>> import asyncio
+>>> import aiohttp
+>>> from recipes.crawler import extract_links
+>>> async def crawl_with_pool(start, workers=4):
+...     seen = {start}  # the seen-set: every URL ever queued
+...     queue = asyncio.Queue()
+...     queue.put_nowait(start)
+...     busy = most_busy = 0
+...     async def worker(session):
+...         nonlocal busy, most_busy
+...         while True:
+...             url = await queue.get()
+...             busy += 1
+...             most_busy = max(most_busy, busy)
+...             try:
+...                 async with session.get(url) as response:
+...                     html = await response.text()
+...                 for link in extract_links(html, url):
+...                     # Check and claim in one step: no await in between.
+...                     if link.startswith(start) and link not in seen:
+...                         seen.add(link)
+...                         queue.put_nowait(link)
+...             except Exception as exc:  # one bad page must not end it all
+...                 print(f"{url} failed: {exc!r}")
+...             finally:
+...                 busy -= 1
+...                 queue.task_done()  # join() counts these
+...     timeout = aiohttp.ClientTimeout(total=10)
+...     async with aiohttp.ClientSession(timeout=timeout) as session:
+...         pool = [asyncio.create_task(worker(session))
+...                 for _ in range(workers)]
+...         try:
+...             await queue.join()  # every URL queued has been handled
+...         finally:
+...             for task in pool:
+...                 task.cancel()
+...             await asyncio.gather(*pool, return_exceptions=True)
+...     return seen, most_busy
+>>> pages, most_busy = await crawl_with_pool(f"{base_url}/site/wide/")
+>>> print(len(pages), "pages, at most", most_busy, "at a time")
+41 pages, at most 4 at a time
+
+``/site/wide/`` links to forty pages, each answered after 50 ms.  The
+first worker to fetch it queues all forty, and the four workers take them
+four at a time: each page is fetched once, and the fifth request waits for
+one of the first four to finish.  Three details carry the pattern: the
+number of workers is fixed when the crawl starts; a URL joins ``seen`` in
+the same step as the check, before anything is awaited (*Fetching each
+page once*, below); and every :meth:`~asyncio.Queue.get` is matched by a
+:meth:`~asyncio.Queue.task_done` in a ``finally``, so that
+:meth:`asyncio.Queue.join` returns once every queued URL has been handled.
+The workers, which loop forever, are then cancelled and awaited.
 
 .. important::
 
@@ -88,25 +155,49 @@ handled, and the workers, which loop forever, are cancelled and awaited.
 
 :meth:`asyncio.Queue.join` has a trap of its own: it waits for
 :meth:`~asyncio.Queue.task_done` calls, and a worker that dies of an
-unexpected exception makes none, so ``join()`` waits forever.  :func:`crawl`
-waits for the join *or* the first worker to finish (a worker only finishes
-by failing) and re-raises that failure.
+unexpected exception makes none, so ``join()`` waits forever.  The workers
+of :func:`crawl` turn every failure of a page into an entry in ``errors``,
+but one exception still ends a worker: the one raised by your ``progress``
+callback (*Watching progress*, below).  So :func:`crawl` waits for the join
+*or* the first worker to finish, and re-raises what stopped it::
+
+    joined = asyncio.ensure_future(queue.join())
+    await asyncio.wait([joined, *workers], return_when=asyncio.FIRST_COMPLETED)
+    for worker in workers:
+        if worker.done():  # a worker only ever finishes by failing
+            worker.result()  # re-raises what stopped it
+
+When every job is known before the first one starts, there is no need for
+a queue: :func:`recipes.limiting.bounded_gather` (or, for a list of URLs,
+:func:`recipes.http_client.fetch_all`) runs them a few at a time.  A pool
+fed by a queue is for work that grows as it is done, as here.
+:ref:`recipes/queues:Stopping workers cleanly` has the same pattern with
+its shutdown in detail.
 
 .. versionadded:: 3.13
 
    :meth:`asyncio.Queue.shutdown` ends the workers' ``get()`` calls with
-   ``asyncio.QueueShutDown`` instead of a cancellation.  Cancelling the
-   workers, as here, works on every version.
+   ``asyncio.QueueShutDown`` instead of a cancellation (see
+   :ref:`recipes/queues:Shutting a queue down`).  Cancelling the workers, as
+   here, works on every version.
 
 Fetching each page once
 -----------------------
+
+.. index::
+   single: seen-set
+   pair: race condition; check then act
+   single: URL normalisation
 
 The classic duplicate-fetch bug checks ``if url not in visited``, awaits the
 fetch, and only then adds ``url`` to ``visited``.  Between the check and the
 add, another task finds the same link, passes the same check and fetches the
 page again.  :func:`crawl` *claims* a URL (puts it in its seen-set) in the
 same synchronous step as the check, before anything is awaited, so no two
-workers can ever hold the same URL.
+workers can ever hold the same URL: the ``if link not in seen`` and
+``seen.add(link)`` of the pool above, with no ``await`` between them.
+Tasks switch only at an ``await``, so no lock is needed (see
+:doc:`/recipes/synchronization` for the cases where one is).
 
 A page has many spellings, so links are first resolved against the page's
 URL (and its ``<base href>``), and then reduced to one spelling by
@@ -134,6 +225,10 @@ and counted once against ``max_pages``.
 Limiting depth, pages and hosts
 -------------------------------
 
+.. index::
+   single: crawl depth
+   pair: crawler; allowed hosts
+
 The start page has depth 0, the pages it links to depth 1, and so on; pages
 up to ``max_depth`` links away are fetched (counted along the shortest path,
 even when a longer path reaches a page first).  ``max_pages`` caps the
@@ -158,6 +253,10 @@ is checked against the same rules as a link.
 
 Respecting robots.txt
 ---------------------
+
+.. index::
+   single: robots.txt
+   pair: urllib.robotparser; blocking the event loop
 
 Before the first request to a host, :func:`crawl` fetches that host's
 ``/robots.txt`` once (one lock per host keeps concurrent workers from
@@ -190,18 +289,28 @@ sites.  (The demo server has no robots.txt, so above everything,
 Bounding every request
 ----------------------
 
+.. index::
+   pair: aiohttp; ClientTimeout
+   single: response size limit
+   single: gzip bomb
+
 Each request has a total timeout (``timeout`` seconds, an
 :class:`aiohttp.ClientTimeout` covering connecting, the headers and the
 body), so a server that stops answering costs ``timeout`` and no more:
-``/site/slow.html`` above ended as ``timeout`` after 0.5 seconds.  Bodies
-are read in chunks and abandoned once they pass ``max_bytes`` (5 MiB by
-default; the count is of decompressed bytes, so a small gzip bomb is caught
-too): the 6 MiB page ended as ``too large``.  Only ``text/html`` answers are
-read at all (``not HTML``), and any status other than 2xx or a redirect is
-an error (``HTTP 404``).
+``/site/slow.html`` above ended as ``timeout`` after 0.5 seconds
+(:ref:`recipes/http_client:Setting timeouts` tells aiohttp's timeouts
+apart).  Bodies are read in chunks and abandoned once they pass
+``max_bytes`` (5 MiB by default; the count is of decompressed bytes, so a
+small gzip bomb is caught too): the 6 MiB page ended as ``too large``.
+Only ``text/html`` answers are read at all (``not HTML``), and any status
+other than 2xx or a redirect is an error (``HTTP 404``).
 
 Following redirects by hand
 ---------------------------
+
+.. index::
+   pair: aiohttp; redirects
+   single: redirect loop
 
 aiohttp follows redirects on its own, but it would follow them to any host,
 fetch pages the crawler has already seen, and hand back the final page as
@@ -227,6 +336,13 @@ it, and a redirect to another host in ``redirect off-site``.
 
 Parsing off the event loop
 --------------------------
+
+.. index::
+   pair: CPU-bound work; executor
+   pair: ProcessPoolExecutor; spawn
+   single: GIL
+   single: if __name__ == "__main__"
+   single: warnings; Executing <Task ...> took ... seconds
 
 BeautifulSoup builds its tree in Python, and holds the GIL while it does.
 :func:`extract_links` already does the least it can: it parses with
@@ -254,7 +370,12 @@ fast the crawl goes:
   a process pool to pass as ``executor``, and
   :func:`default_parse_processes` says how many processes make sense: one
   per CPU but one, and none on a single CPU.  The command line does this by
-  itself.  In a program of your own::
+  itself.  In a program of your own (a file, not the REPL: the pool's
+  processes import it again)::
+
+    import asyncio
+
+    from recipes.crawler import crawl, default_parse_processes, parse_pool
 
     def main() -> None:
         processes = default_parse_processes()
@@ -266,7 +387,7 @@ fast the crawl goes:
                 pool.shutdown()
         print(len(result.visited), "pages")
 
-    if __name__ == "__main__":  # the pool's processes import this file again
+    if __name__ == "__main__":  # the pool's processes skip this
         main()
 
 Parsing what cannot add a page is skipped too: once the crawl has taken on
@@ -301,17 +422,26 @@ the machine; with more, every figure grows.)
 
    ``await asyncio.to_thread(extract_links, body, url)`` is a shorter way to
    run a function in the default thread pool.  :func:`crawl` uses
-   ``run_in_executor``, which also works on Python 3.8.
+   ``run_in_executor``, which also works on Python 3.8, and takes any
+   executor.  For one blocking call now and then, rather than a stream of
+   pages, :func:`recipes.coroutines.run_in_thread` (see
+   :ref:`recipes/coroutines:Running blocking code off the loop`) is all you
+   need, on every version.
 
 Surviving failures and cancellation
 -----------------------------------
+
+.. index::
+   pair: cancellation; crawler
 
 Each page is handled inside its own ``try``: whatever goes wrong with it, a
 timeout, a reset connection or a bug in parsing, becomes an entry in
 ``errors`` and the worker moves on to the next URL.  Cancelling the crawl
 cancels and awaits every worker, waits for the pages still being parsed in
 an executor, and closes the session if :func:`crawl` opened it, so nothing
-keeps running in the background:
+keeps running in the background.  (It cancels and awaits the workers as
+:func:`recipes.cancellation.cancel_and_wait` does, with a copy of its own so
+that the module needs nothing else from the cookbook.)
 
 >>> task = asyncio.create_task(crawl(f"{base_url}/site/", timeout=5))
 >>> await asyncio.sleep(0.1)
@@ -326,12 +456,18 @@ cancelled: workers stopped, session closed
 Watching progress
 -----------------
 
+.. index::
+   single: progress callback
+
 ``progress`` is called with a :class:`CrawlEvent` each time a URL is done.
 Here one worker crawls the blog and the pages it links to:
 
 >>> def report(event):
-...     print(f"[{event.done}/{event.found}] {event.status} {event.url.replace(base_url, '')}")
->>> result = await crawl(f"{base_url}/site/blog/", max_depth=1, concurrency=1, progress=report)
+...     path = event.url.replace(base_url, "")
+...     print(f"[{event.done}/{event.found}] {event.status} {path}")
+>>> result = await crawl(
+...     f"{base_url}/site/blog/", max_depth=1, concurrency=1, progress=report
+... )
 [1/5] 200 /site/blog/
 [2/5] 200 /site/blog/first-post.html
 [3/5] 200 /site/blog/second-post.html
@@ -340,6 +476,9 @@ Here one worker crawls the blog and the pages it links to:
 
 Crawling from the command line
 ------------------------------
+
+.. index::
+   pair: command line; crawler
 
 ``python -m recipes.crawler URL`` runs :func:`crawl`, reports each URL on
 stderr as it is done (``[done/found] status URL``), and ends with a
@@ -405,11 +544,32 @@ event and lands in exactly one of ``visited``, ``errors`` and ``redirects``:
 
 >>> from collections import Counter
 >>> events = []
->>> result = await crawl(f"{base_url}/site/", max_depth=1, timeout=0.5, progress=events.append)
->>> len(events) == len(result.visited) + len(result.errors) + len(result.redirects)
+>>> result = await crawl(
+...     f"{base_url}/site/", max_depth=1, timeout=0.5, progress=events.append
+... )
+>>> taken = len(result.visited) + len(result.errors) + len(result.redirects)
+>>> len(events) == taken
 True
 >>> Counter(result.errors.values()).most_common(3)
 [('not HTML', 2), ('redirect loop', 2), ('redirect off-site', 1)]
+
+See also
+--------
+
+* :doc:`/recipes/queues`: queues, worker pools and how to stop them.
+* :doc:`/recipes/limiting`: semaphores and :func:`~recipes.limiting.bounded_gather`,
+  for a list of jobs known in advance.
+* :doc:`/recipes/http_client`: sessions, timeouts, error statuses and retries
+  with aiohttp.
+* :doc:`/recipes/cancellation` and :doc:`/recipes/timeouts`: how the crawl
+  stops, and how each request is bounded.
+* :doc:`/recipes/coroutines`: why CPU-bound work stalls the loop, and how to
+  move it off.
+* Python: :doc:`python:library/asyncio-queue`, :ref:`python:asyncio-handle-blocking`,
+  :meth:`asyncio.loop.run_in_executor`, :mod:`concurrent.futures` and
+  :mod:`urllib.robotparser`.
+* aiohttp: :doc:`aiohttp:client_quickstart` and :doc:`aiohttp:client_advanced`
+  (timeouts, redirects, connection limits).
 """
 
 from __future__ import annotations
@@ -487,6 +647,7 @@ _BATCH_BYTES = 1024 * 1024
 def normalize_url(url: str) -> str:
     """Return the one spelling of ``url`` that the crawler checks, remembers and requests.
 
+    >>> from recipes.crawler import normalize_url
     >>> normalize_url("HTTP://Example.COM:80/docs/./api/../#install")
     'http://example.com/docs/'
 
@@ -619,8 +780,10 @@ def extract_links(
 ) -> List[str]:
     """Return the normalised ``http(s)`` links of an HTML page, in document order.
 
-    >>> extract_links('<a href="b.html#top">B</a> <a href="/c">C</a> <a href="b.html">B</a>',
-    ...               "http://example.com/a/")
+    >>> from recipes.crawler import extract_links
+    >>> page = ('<a href="b.html#top">B</a> <a href="/c">C</a>'
+    ...         ' <a href="b.html">B</a>')
+    >>> extract_links(page, "http://example.com/a/")
     ['http://example.com/a/b.html', 'http://example.com/c']
 
     Relative links are resolved against ``base_url``, or against the page's
@@ -628,9 +791,10 @@ def extract_links(
     ``javascript:`` links and malformed addresses are dropped.  The parser
     (``lxml``, through BeautifulSoup) copes with tag soup:
 
-    >>> extract_links('<base href="/docs/"><p>Unclosed <a href=guide.html>guide'
-    ...               '<a href="mailto:x@example.com">mail</a><a href="http://[::1">bad</a>',
-    ...               "http://example.com/")
+    >>> soup = ('<base href="/docs/"><p>Unclosed <a href=guide.html>guide'
+    ...         '<a href="mailto:x@example.com">mail</a>'
+    ...         '<a href="http://[::1">bad</a>')
+    >>> extract_links(soup, "http://example.com/")
     ['http://example.com/docs/guide.html']
 
     It reads HTML the way browsers do, and so does not find links that a
@@ -692,6 +856,7 @@ class CrawlResult:
     Every URL the crawler took on ends up in exactly one of the three.  The
     dictionaries are sorted by URL:
 
+    >>> from recipes.crawler import crawl
     >>> result = await crawl(f"{base_url}/site/missing.html")
     >>> result.visited, result.errors
     (frozenset(), {'http://127.0.0.1:.../site/missing.html': 'HTTP 404'})
@@ -752,6 +917,7 @@ async def crawl(
 ) -> CrawlResult:
     """Crawl from ``start_url`` and return the pages visited and the errors met.
 
+    >>> from recipes.crawler import crawl
     >>> result = await crawl(f"{base_url}/site/chain/1.html", max_depth=2)
     >>> sorted(url.replace(base_url, "") for url in result.visited)
     ['/site/chain/1.html', '/site/chain/2.html', '/site/chain/3.html']
@@ -771,8 +937,10 @@ async def crawl(
     carry their own timeout, ``User-Agent`` and redirect handling, whatever
     the session's defaults:
 
+    >>> import aiohttp
     >>> async with aiohttp.ClientSession() as session:
-    ...     result = await crawl(f"{base_url}/site/about.html", max_depth=0, session=session)
+    ...     about = f"{base_url}/site/about.html"
+    ...     result = await crawl(about, max_depth=0, session=session)
     ...     print(session.closed, len(result.visited))
     False 1
 

@@ -12,48 +12,69 @@ to run them from code), an exception handler that logs what the loop could not d
 Turning on debug mode
 ---------------------
 
+.. index::
+   single: debug mode
+   pair: debug mode; PYTHONASYNCIODEBUG
+   pair: debug mode; -X dev
+
 Debug mode makes the event loop check its own use: it logs callbacks and task steps that hold
 the thread too long, records where every coroutine, task and future was created, raises when a
 loop method is called from the wrong thread, and rejects coroutines passed where a plain
 callback is expected. The checks cost time, so it is off by default. Switch it on for the one
-run you are investigating:
+run you are investigating, with ``debug=True``:
 
->>> import asyncio
->>> async def debug_enabled():
-...     return asyncio.get_running_loop().get_debug()
->>> asyncio.run(debug_enabled(), debug=True)
-True
+.. script:: debug_run.py
+
+   import asyncio
+
+
+   async def main():
+       print("debug mode:", asyncio.get_running_loop().get_debug())
+
+
+   asyncio.run(main(), debug=True)
+
+.. script-output::
+
+   debug mode: True
 
 Without touching the code, the environment variable ``PYTHONASYNCIODEBUG=1`` or Python's
 development mode ``python -X dev`` (which also shows ``ResourceWarning`` for unclosed files,
-sockets and loops) does the same for every loop the program creates:
+sockets and loops) does the same for every loop the program creates.  Here both run a small
+program in a child process:
 
+>>> import asyncio
 >>> import os, subprocess, sys
->>> script = "\\n".join([
-...     "import asyncio",
-...     "async def debug_enabled(): return asyncio.get_running_loop().get_debug()",
-...     "print(asyncio.run(debug_enabled()))",
-... ])
->>> dev_mode = subprocess.run(
-...     [sys.executable, "-X", "dev", "-c", script], capture_output=True, text=True, timeout=60
+>>> script = (
+...     "import asyncio\\n"
+...     "async def main(): print(asyncio.get_running_loop().get_debug())\\n"
+...     "asyncio.run(main())\\n"
 ... )
->>> env = dict(os.environ, PYTHONASYNCIODEBUG="1")
->>> variable = subprocess.run(
-...     [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
-... )
->>> print(dev_mode.stdout.strip(), variable.stdout.strip())
-True True
+>>> def run_python(*options, **env):
+...     command = [sys.executable, *options, "-c", script]
+...     env = dict(os.environ, **env)
+...     done = subprocess.run(command, env=env, capture_output=True, text=True)
+...     return done.stdout.strip()
+>>> run_python("-X", "dev"), run_python(PYTHONASYNCIODEBUG="1")
+('True', 'True')
 
-A loop that is already running can be switched with ``loop.set_debug(True)``. From then on it
-catches, for instance, a loop method called from another thread (only
-``call_soon_threadsafe`` is safe there), and a coroutine function scheduled as a callback:
+A loop that is already running, such as the one of the ``python -m asyncio`` REPL, is
+switched with ``loop.set_debug(True)``; :ref:`recipes/event_loop:Turning on debug mode` sums
+up all four ways. From then on the loop catches, for instance, a loop method called from
+another thread (only ``call_soon_threadsafe`` is safe there), and a coroutine function
+scheduled as a callback:
+
+.. index::
+   single: error messages; Non-thread-safe operation invoked on an event loop \
+other than the current one
+   single: error messages; coroutines cannot be used with call_soon()
 
 >>> loop = asyncio.get_running_loop()
 >>> loop.set_debug(True)
->>> await loop.run_in_executor(None, loop.call_soon, print, "from a worker thread")
+>>> await loop.run_in_executor(None, loop.call_soon, print, "from a thread")
 Traceback (most recent call last):
 ...
-RuntimeError: Non-thread-safe operation invoked on an event loop other than the current one
+RuntimeError: Non-thread-safe operation invoked on an event loop other ...
 >>> async def refresh_cache():
 ...     await asyncio.sleep(0)
 >>> loop.call_soon(refresh_cache)
@@ -65,6 +86,9 @@ TypeError: coroutines cannot be used with call_soon()
 Without debug mode both mistakes pass silently. The first schedules a callback that a sleeping
 loop may not notice until something else wakes it, racing with the loop's own bookkeeping; the
 second only produces a ``coroutine ... was never awaited`` warning, later and elsewhere.
+
+.. index::
+   single: warnings; There is no current event loop
 
 .. important::
 
@@ -78,45 +102,69 @@ second only produces a ``coroutine ... was never awaited`` warning, later and el
 Finding callbacks that block the loop
 -------------------------------------
 
+.. index::
+   single: slow callback
+   pair: blocking call; debug mode
+   single: warnings; Executing <Task ...> took ... seconds
+
 In debug mode the loop times every callback and every step of a task (the code between two
 ``await`` points). One that takes longer than ``loop.slow_callback_duration`` (0.1 s by
 default) is logged at WARNING level by the ``asyncio`` logger as ``Executing <Task ...> took
 0.123 seconds``. The task's name and coroutine identify the culprit. Here the blocking call is
-a ``time.sleep`` that should have been ``await asyncio.sleep``; a handler on the ``asyncio``
-logger captures the message:
+a ``time.sleep`` that should have been ``await asyncio.sleep``, and the program lowers the
+threshold to 20 ms:
 
->>> import io, logging, time
->>> async def resize_images():
-...     time.sleep(0.2)  # the bug: a blocking call inside a coroutine
->>> async def main():
-...     asyncio.get_running_loop().slow_callback_duration = 0.05
-...     await asyncio.create_task(resize_images(), name="resize")
->>> captured = io.StringIO()
->>> handler = logging.StreamHandler(captured)
->>> logging.getLogger("asyncio").addHandler(handler)
->>> try:
-...     asyncio.run(main(), debug=True)
-... finally:
-...     logging.getLogger("asyncio").removeHandler(handler)
->>> print(captured.getvalue().strip())
-Executing <Task finished name='resize' coro=<resize_images() done, ...> took ... seconds
+.. script:: slow_step.py
+
+   import asyncio
+   import logging
+   import sys
+   import time
+
+   # Standard output, to show it here; logging writes to standard error by default.
+   logging.basicConfig(stream=sys.stdout, format="%(levelname)s %(message)s")
+
+
+   async def resize_images():
+       time.sleep(0.05)  # the bug: a blocking call inside a coroutine
+
+
+   async def main():
+       asyncio.get_running_loop().slow_callback_duration = 0.02
+       await asyncio.create_task(resize_images(), name="resize")
+
+
+   asyncio.run(main(), debug=True)
+
+.. script-output::
+
+   WARNING Executing <Task finished name='resize' coro=<resize_images() ...> took 0.05... seconds
 
 The fix is to make the slow step asynchronous, or to move it to a thread
-(``await asyncio.to_thread(...)`` on 3.9+, ``loop.run_in_executor(None, ...)`` before).
+(``await asyncio.to_thread(...)`` on 3.9+, ``loop.run_in_executor(None, ...)`` before;
+:func:`recipes.coroutines.run_in_thread` works on every version, and
+:ref:`recipes/coroutines:Seeing that a blocking call stalls the loop` measures the damage).
 
 .. important::
 
    The duration is measured with ``loop.time()``. A loop on a virtual clock (``looptime``, or
    a test tool that fakes time) does not advance while a callback blocks, so it never reports
-   a slow callback; look for them on a real-clock loop, as the :func:`asyncio.run` above is.
+   a slow callback; look for them on a real-clock loop, as the script above does. In the
+   ``python -m asyncio`` REPL, ``loop.set_debug(True)`` and a lower
+   ``loop.slow_callback_duration`` show the same warning on standard error.
 
 Finding a coroutine that was never awaited
 ------------------------------------------
 
+.. index::
+   single: warnings; coroutine ... was never awaited
+   pair: coroutine; never awaited
+
 Calling a coroutine function only creates a coroutine object; without ``await`` its body never
-runs. When the object is garbage-collected, Python warns ``RuntimeWarning: coroutine 'save'
-was never awaited``. The warning's own location is where the object happened to be freed. In
-debug mode the message also says where the coroutine was created:
+runs (:doc:`/recipes/coroutines` has the details). When the object is garbage-collected,
+Python warns ``RuntimeWarning: coroutine 'save' was never awaited``. The warning's own
+location is where the object happened to be freed. In debug mode the message also says where
+the coroutine was created:
 
 >>> import warnings
 >>> async def save(record):
@@ -124,15 +172,17 @@ debug mode the message also says where the coroutine was created:
 >>> async def handle_request():
 ...     save({"id": 1})  # the bug: no await
 ...     return "saved?"
+>>> loop.set_debug(True)
 >>> with warnings.catch_warnings(record=True) as caught:
 ...     warnings.simplefilter("always")
-...     print(asyncio.run(handle_request(), debug=True))
+...     print(await handle_request())
 saved?
+>>> loop.set_debug(False)
 >>> print(caught[0].category.__name__, caught[0].message)
 RuntimeWarning coroutine 'save' was never awaited
 Coroutine created at (most recent call last)
 ...
-  File "<doctest ...>", line 2, in handle_request
+  File "...", line 2, in handle_request
     save({"id": 1})  # the bug: no await
 
 Run the test suite with ``-W error::RuntimeWarning`` (or pytest's ``filterwarnings = error``)
@@ -142,47 +192,59 @@ see where other leaked objects were allocated.
 Seeing where a task is waiting
 ------------------------------
 
+.. index::
+   pair: hanging program; task stack
+   single: dump_tasks
+
 A program that hangs is usually a task waiting for something that will never happen.
 ``Task.print_stack()`` prints where one task's coroutine is suspended (pass ``file=`` to print
 somewhere other than standard error), and ``Task.get_stack()`` returns those frames:
 
 >>> async def download(url):
 ...     await asyncio.sleep(3600)  # stands for a response that never comes
->>> stuck = asyncio.create_task(download("https://example.com"), name="download")
+>>> stuck = asyncio.create_task(download("/big.iso"), name="download")
 >>> await asyncio.sleep(0)
 >>> stuck.print_stack(file=sys.stdout)
 Stack for <Task pending name='download' ...> (most recent call last):
-  File "<doctest ...>", line 2, in download
+  File "...", line 2, in download
     await asyncio.sleep(3600)  # stands for a response that never comes
 >>> [frame.f_code.co_name for frame in stuck.get_stack()]
 ['download']
 
 Both show only the task's own coroutine frame, not the coroutines it awaits, and one task at
 a time. :func:`dump_tasks` describes every task of the loop, one line each, with the whole
-chain of awaits down to the future it is blocked on:
+chain of awaits down to the future it is blocked on. Here it is called from a coroutine, as a
+watchdog task would call it:
 
+>>> from recipes.debugging import dump_tasks
 >>> queue = asyncio.Queue()
 >>> async def consume():
 ...     while True:
 ...         await queue.get()
 ...         queue.task_done()
->>> consumer = asyncio.create_task(consume(), name="consumer")
->>> await asyncio.sleep(0)
->>> print(dump_tasks())
-'consumer' waiting: consume() at <doctest ...>:3 -> Queue.get() at queues.py:... -> Future
-'download' waiting: download() at <doctest ...>:2 -> sleep() at tasks.py:... -> Future
-'Task-...' running: ...
+>>> worker = asyncio.create_task(consume(), name="worker")
+>>> async def report():
+...     print(dump_tasks())
+>>> await report()
+'download' waiting: download() at ...:2 -> sleep() at tasks.py:... -> Future
+'Task-...' running: <module>() at ...:1
+'worker' waiting: consume() at ...:3 -> Queue.get() at queues.py:... -> Future
 
-The last line is the task that called :func:`dump_tasks` (here, the REPL's). Log the dump from
-a debug endpoint or a signal handler of a long-running service, or from a watchdog task that
-notices a deadline has passed.
+The lines are sorted by task name. The ``running`` one is the task that called
+:func:`dump_tasks`: the one running the REPL's line ``await report()`` (a running coroutine
+does not show what it awaits). In a long-running service, log the dump from a debug endpoint
+or a signal handler, or from a watchdog task that notices a deadline has passed.
 
->>> for task in (stuck, consumer):
+>>> for task in (stuck, worker):
 ...     _ = task.cancel()
->>> _ = await asyncio.gather(stuck, consumer, return_exceptions=True)
+>>> _ = await asyncio.gather(stuck, worker, return_exceptions=True)
 
 Printing the await chain of a task (3.14+)
 ------------------------------------------
+
+.. index::
+   single: call graph
+   pair: capture_call_graph; Python 3.14
 
 :func:`dump_tasks` and ``Task.get_stack()`` look at one task at a time. When tasks wait for
 each other, through :func:`asyncio.gather`, a :class:`asyncio.TaskGroup` or a plain ``await
@@ -217,21 +279,23 @@ task's own stack:
 * Task(name='/a', id=0x...)
   + Call stack:
   |   File '...tasks.py', line ..., in async sleep()
-  |   File '<doctest ...>', line 2, in async fetch()
+  |   File '...', line 2, in async fetch()
   + Awaited by:
     * Task(name='crawler', id=0x...)
       + Call stack:
-      |   File '<doctest ...>', line 3, in async crawl()
+      |   File '...', line 3, in async crawl()
 
 :func:`asyncio.capture_call_graph` gives the same facts as objects, for a log line or a
 check of your own; a frame's ``f_code.co_qualname`` is the name shown above:
 
 >>> graph = asyncio.capture_call_graph(page)  # doctest: +PY314
->>> [entry.frame.f_code.co_qualname for entry in graph.call_stack]  # doctest: +PY314
+>>> frames = [entry.frame for entry in graph.call_stack]  # doctest: +PY314
+>>> [frame.f_code.co_qualname for frame in frames]  # doctest: +PY314
 ['sleep', 'fetch']
->>> [waiter.future.get_name() for waiter in graph.awaited_by]  # doctest: +PY314
+>>> [g.future.get_name() for g in graph.awaited_by]  # doctest: +PY314
 ['crawler']
->>> del graph  # it holds frames, which keep their variables alive  # doctest: +PY314
+
+Drop such objects when done (``del graph, frames``): frames keep their local variables alive.
 
 ``limit=`` trims every stack in the graph to ``abs(limit)`` entries. A positive limit keeps
 the outermost ones, starting with the task's own coroutine, a negative one keeps the innermost
@@ -240,11 +304,11 @@ ones, where the task is suspended, and ``limit=0`` leaves only the tasks and who
 >>> asyncio.print_call_graph(page, limit=1)  # doctest: +PY314
 * Task(name='/a', id=0x...)
   + Call stack:
-  |   File '<doctest ...>', line 2, in async fetch()
+  |   File '...', line 2, in async fetch()
   + Awaited by:
     * Task(name='crawler', id=0x...)
       + Call stack:
-      |   File '<doctest ...>', line 3, in async crawl()
+      |   File '...', line 3, in async crawl()
 
 Without a task the functions describe the current one, from the line that calls them
 outwards. ``depth=`` applies only then: it is how many frames to skip from the top, and the
@@ -262,12 +326,12 @@ so that its own frame stays out of the log:
 handling GET /
 * Task(name='handler', id=0x...)
   + Call stack:
-  |   File '<doctest ...>', line 2, in async handle()
+  |   File '...', line 2, in async handle()
   + Awaited by:
     * Task(name='Task-...', id=0x...)
       + Call stack:
-      |   File '<doctest ...>', line 2, in async serve()
-      |   File '<doctest ...>', line 1, in async <module>()
+      |   File '...', line 2, in async serve()
+      |   File '...', line 1, in async <module>()
 
 The task awaiting the handler is the one running the REPL's line: it is in ``serve()``,
 called from that line (``<module>``). Called with no task from a plain
@@ -275,16 +339,16 @@ callback, where no task is running, :func:`asyncio.capture_call_graph` returns `
 :func:`asyncio.format_call_graph` an empty string; outside a running event loop they raise
 ``RuntimeError``.
 
-On 3.8–3.13 the fallback is :func:`dump_tasks`. It shows every task's own chain, and a task
-waiting for another task names it, but the crawler's line ends in the future that
-:func:`asyncio.gather` returns:
+On 3.8–3.13 the fallback is :func:`dump_tasks` (here through ``report()`` from
+`Seeing where a task is waiting`_). It shows every task's own chain, and a task waiting for
+another task names it, but the crawler's line ends in the future that :func:`asyncio.gather`
+returns:
 
->>> from recipes.debugging import dump_tasks
->>> print(dump_tasks())
-'/a' waiting: fetch() at <doctest ...>:2 -> sleep() at tasks.py:... -> Future
-'/b' waiting: fetch() at <doctest ...>:2 -> sleep() at tasks.py:... -> Future
-'crawler' waiting: crawl() at <doctest ...>:3 -> _GatheringFuture
-'Task-...' running: ...
+>>> await report()
+'/a' waiting: fetch() at ...:2 -> sleep() at tasks.py:... -> Future
+'/b' waiting: fetch() at ...:2 -> sleep() at tasks.py:... -> Future
+'crawler' waiting: crawl() at ...:3 -> _GatheringFuture
+'Task-...' running: <module>() at ...:1
 >>> _ = crawler.cancel()
 >>> _ = await asyncio.gather(crawler, return_exceptions=True)
 
@@ -308,6 +372,11 @@ waiting for another task names it, but the crawler's line ends in the future tha
 
 Inspecting a running program from outside: python -m asyncio ps and pstree
 --------------------------------------------------------------------------
+
+.. index::
+   single: python -m asyncio ps
+   single: python -m asyncio pstree
+   pair: remote inspection; Python 3.14
 
 When a program is stuck and you cannot add code to it, Python 3.14 can list its tasks from
 another process. ``python -m asyncio ps PID`` prints a table of the pending tasks of the
@@ -411,6 +480,13 @@ task):
 Name your tasks (``name=`` of ``create_task``): ``Task-1`` tells you nothing in a table of
 three hundred.
 
+.. index::
+   single: error messages; Can't attach from a Python 3.15 process to a Python 3.14 process
+   single: error messages; The specified process cannot be attached to \
+due to insufficient permissions.
+   single: error messages; AsyncioDebug section not available
+   pair: ptrace_scope; python -m asyncio ps
+
 What the commands need:
 
 * **The same Python minor version on both sides.** The tools read the target's internal
@@ -464,6 +540,12 @@ gives up on a child process: log what the child's tasks were waiting for, then k
 Logging exceptions that nobody retrieved
 ----------------------------------------
 
+.. index::
+   single: exception handler
+   single: error messages; Task exception was never retrieved
+   single: error messages; Task was destroyed but it is pending!
+   single: error messages; Exception in callback ...
+
 When a task fails and nobody awaits it, its exception has nowhere to go. The loop hands it to
 its exception handler when the task is garbage-collected, with the message ``Task exception
 was never retrieved``; it does the same for a callback that raises (``Exception in callback
@@ -472,6 +554,8 @@ default handler logs these to the ``asyncio`` logger. :func:`make_exception_hand
 handler for ``loop.set_exception_handler`` that logs them to your application's logger
 instead, one summary line naming the task plus the traceback:
 
+>>> import logging
+>>> from recipes.debugging import make_exception_handler
 >>> log = logging.getLogger("cookbook.debugging")
 >>> to_stdout = logging.StreamHandler(sys.stdout)
 >>> to_stdout.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
@@ -479,34 +563,64 @@ instead, one summary line naming the task plus the traceback:
 >>> loop.set_exception_handler(make_exception_handler(log))
 >>> async def fetch_user(user_id):
 ...     raise LookupError(f"user {user_id} not found")
->>> lost = asyncio.create_task(fetch_user(42), name="fetch-user")
+>>> lost = asyncio.create_task(fetch_user(42), name="user-42")
 >>> await asyncio.sleep(0)
 >>> del lost  # the last reference: the exception is now lost for good
-ERROR Task exception was never retrieved; task 'fetch-user' running fetch_user()
+ERROR Task exception was never retrieved; task 'user-42' running fetch_user()
 Traceback (most recent call last):
 ...
 LookupError: user 42 not found
 >>> log.removeHandler(to_stdout)
+>>> loop.set_exception_handler(None)  # back to the default handler
 
 The real fix is to await the task, or add a done callback that reads its result; the handler
-is the safety net that tells you which one you forgot.
+is the safety net that tells you which one you forgot. :ref:`recipes/errors:Errors in wait`
+shows how the error gets lost, and :ref:`recipes/tasks:Keeping fire-and-forget tasks alive`
+how to keep such tasks and read their results.
 
 Setting up logging for asyncio
 ------------------------------
 
+.. index::
+   pair: logging; asyncio logger
+   single: taskName (log record attribute)
+
 asyncio reports through the standard :mod:`logging` module, on the logger named ``asyncio``:
 slow callbacks at WARNING, unhandled exceptions at ERROR, and some internal details at DEBUG.
-Nothing is shown unless logging is configured, so configure it early in the entry point,
-before :func:`asyncio.run`::
+Only warnings and errors are shown (on standard error) unless logging is configured, so
+configure it early in the entry point, before :func:`asyncio.run`:
 
-    import logging
+.. script:: logging_setup.py
+   :requires-python: 3.12
 
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s [%(taskName)s] %(message)s",
-    )
-    logging.getLogger("asyncio").setLevel(logging.WARNING)  # DEBUG is very chatty
-    asyncio.run(main(), debug=True)
+   import asyncio
+   import logging
+   import sys
+
+   logging.basicConfig(
+       stream=sys.stdout,  # standard error if left out
+       level=logging.INFO,
+       format="%(asctime)s %(levelname)s %(name)s [%(taskName)s] %(message)s",
+   )
+   logging.getLogger("asyncio").setLevel(logging.WARNING)  # DEBUG is very chatty
+   log = logging.getLogger("app")
+
+
+   async def refresh(source):
+       log.info("refreshing %s", source)
+
+
+   async def main():
+       log.info("starting")
+       await asyncio.create_task(refresh("prices"), name="refresher")
+
+
+   asyncio.run(main(), debug=True)
+
+.. script-output::
+
+   ... INFO app [Task-1] starting
+   ... INFO app [refresher] refreshing prices
 
 .. versionadded:: 3.12
    Log records have a ``taskName`` attribute with the name of the current task, so the format
@@ -517,20 +631,61 @@ before :func:`asyncio.run`::
 A short session
 ---------------
 
-A debug run that logs lost exceptions through :func:`make_exception_handler` and prints what
+A debug run, as a whole program: logging configured, lost exceptions logged through
+:func:`make_exception_handler` with the place where the task was created, and a dump of what
 every task is doing:
 
->>> async def session():
-...     loop = asyncio.get_running_loop()
-...     loop.set_exception_handler(make_exception_handler(log))
-...     waiter = asyncio.create_task(asyncio.Event().wait(), name="waiter")
-...     await asyncio.sleep(0)
-...     print(dump_tasks())
-...     waiter.cancel()
-...     await asyncio.gather(waiter, return_exceptions=True)
->>> asyncio.run(session(), debug=True)
-'Task-...' running: session() at <doctest ...>:6
-'waiter' waiting: Event.wait() at locks.py:... -> Future
+.. script:: app.py
+
+   import asyncio
+   import logging
+   import sys
+
+   from recipes.debugging import dump_tasks, make_exception_handler
+
+   logging.basicConfig(stream=sys.stdout, format="%(levelname)s %(message)s")
+   log = logging.getLogger("service")
+
+
+   async def lookup(user_id):
+       raise LookupError(f"user {user_id} not found")
+
+
+   async def main():
+       loop = asyncio.get_running_loop()
+       loop.set_exception_handler(make_exception_handler(log))
+       waiter = asyncio.create_task(asyncio.Event().wait(), name="waiter")
+       lost = asyncio.create_task(lookup(42), name="lookup")
+       await asyncio.sleep(0)
+       print(dump_tasks())
+       del lost  # nobody looks at its exception
+       waiter.cancel()
+       await asyncio.gather(waiter, return_exceptions=True)
+
+
+   asyncio.run(main(), debug=True)
+
+.. script-output::
+
+   'Task-1' running: main() at app.py:21
+   'waiter' waiting: Event.wait() at locks.py:... -> Future
+   ERROR Task exception was never retrieved; task 'lookup' running lookup(); created at app.py:19
+   Traceback (most recent call last):
+   ...
+   LookupError: user 42 not found
+
+See also
+--------
+
+* :doc:`/recipes/event_loop`: the ways to turn on debug mode, and crossing threads safely.
+* :doc:`/recipes/coroutines`: coroutines that never run, and blocking calls off the loop.
+* :doc:`/recipes/tasks`: naming tasks, and keeping the ones you start.
+* :doc:`/recipes/errors`: where exceptions go when several tasks run.
+* :doc:`/recipes/cancellation`: what to do about a task that waits for ever.
+* Python: :doc:`python:library/asyncio-dev` (:ref:`python:asyncio-debug-mode`,
+  :ref:`python:asyncio-logger`, :ref:`python:asyncio-coroutine-not-scheduled`),
+  :ref:`python:devmode`, :doc:`python:library/asyncio-graph` and
+  :ref:`python:asyncio-introspection-tools` (3.14+), and :ref:`python:remote-debugging`.
 """
 
 from __future__ import annotations
@@ -609,30 +764,33 @@ def dump_tasks(loop: Optional[asyncio.AbstractEventLoop] = None) -> str:
     and the chain of awaits from its coroutine down to what it is blocked on, each coroutine
     with the file and line where it is suspended:
 
+    >>> import asyncio
+    >>> from recipes.debugging import dump_tasks
     >>> async def sleeper():
     ...     await asyncio.sleep(3600)
+    >>> async def report():
+    ...     print(dump_tasks())
     >>> napping = asyncio.create_task(sleeper(), name="sleeper")
-    >>> await asyncio.sleep(0)
-    >>> print(dump_tasks())
-    'sleeper' waiting: sleeper() at <doctest ...>:2 -> sleep() at tasks.py:... -> Future
-    'Task-...' running: ...
+    >>> await report()
+    'sleeper' waiting: sleeper() at ...:2 -> sleep() at tasks.py:... -> Future
+    'Task-...' running: <module>() at ...:1
 
-    A task waiting for another task names it instead of repeating its chain, and a task that
-    has not had its first turn yet is marked ``not started``:
+    The ``running`` task is the one that called it.  A task waiting for another
+    task names it instead of repeating its chain, and a task that has not had its first turn
+    yet is marked ``not started``:
 
     >>> async def supervise(child):
     ...     await child
-    >>> def start_supervisor():
+    >>> async def start_supervisor():
     ...     task = asyncio.create_task(supervise(napping), name="supervisor")
-    ...     print(dump_tasks())  # before the new task's first turn
+    ...     print(dump_tasks().splitlines()[1])  # before the task's first turn
     ...     return task
-    >>> supervisor = start_supervisor()
-    'sleeper' waiting: sleeper() at <doctest ...>:2 -> sleep() at tasks.py:... -> Future
-    'supervisor' not started: supervise() at <doctest ...>:1
-    'Task-...' running: ...
-    >>> await asyncio.sleep(0)
-    >>> print(dump_tasks().splitlines()[1])
-    'supervisor' waiting: supervise() at <doctest ...>:2 -> Task 'sleeper'
+    >>> supervisor = await start_supervisor()
+    'supervisor' not started: supervise() at ...:1
+    >>> await report()
+    'sleeper' waiting: sleeper() at ...:2 -> sleep() at tasks.py:... -> Future
+    'supervisor' waiting: supervise() at ...:2 -> Task 'sleeper'
+    'Task-...' running: <module>() at ...:1
 
     Without ``loop`` it describes the running loop, so call it from a coroutine or a callback;
     outside a loop pass the loop explicitly. From another thread, schedule it on the loop's
@@ -778,7 +936,8 @@ def make_exception_handler(logger: Optional[logging.Logger] = None) -> Exception
     coroutine, and in debug mode where the task or callback was created) with the traceback
     attached. ``logger`` defaults to the ``asyncio`` logger.
 
-    >>> import logging, sys
+    >>> import asyncio, logging, sys
+    >>> from recipes.debugging import make_exception_handler
     >>> log = logging.getLogger("cookbook.handler")
     >>> to_stdout = logging.StreamHandler(sys.stdout)
     >>> log.addHandler(to_stdout)
@@ -795,17 +954,18 @@ def make_exception_handler(logger: Optional[logging.Logger] = None) -> Exception
     In debug mode the loop records where each task was created, and the line says so:
 
     >>> loop.set_debug(True)
-    >>> async def crash():
-    ...     raise RuntimeError("crashed")
-    >>> doomed = asyncio.create_task(crash(), name="doomed")
+    >>> async def fail():
+    ...     raise RuntimeError("failed")
+    >>> job = asyncio.create_task(fail(), name="job")
     >>> await asyncio.sleep(0)
-    >>> del doomed
-    Task exception was never retrieved; task 'doomed' running crash(); created at <doctest ...>:1
+    >>> del job
+    Task exception was never retrieved; task 'job' running fail(); created at ...:1
     Traceback (most recent call last):
     ...
-    RuntimeError: crashed
+    RuntimeError: failed
     >>> loop.set_debug(False)
     >>> log.removeHandler(to_stdout)
+    >>> loop.set_exception_handler(None)
 
     The handler never raises; a context without an exception (such as ``Task was destroyed
     but it is pending!``) is logged without a traceback.

@@ -11,11 +11,17 @@ builds a fresh coroutine for every attempt.
 Exceptions across await
 -----------------------
 
+.. index::
+   pair: exceptions; await
+   pair: exceptions; tasks
+
 Within one task nothing is new: an exception propagates from the coroutine that
 raised it through every ``await`` above it, and ``try``/``except`` catches it at any
 level.  Awaiting a task re-raises the exception that ended it, so an error crosses from
 one task to another at the point where the result is collected:
 
+>>> import asyncio
+>>> from recipes.errors import retry, retrying
 >>> async def parse(text):
 ...     await asyncio.sleep(0.1)  # pretend to do I/O
 ...     return int(text)
@@ -37,6 +43,10 @@ ValueError: invalid literal for int() with base 10: 'x'
 Errors in gather
 ----------------
 
+.. index::
+   pair: gather; exceptions
+   pair: gather; return_exceptions
+
 :func:`asyncio.gather` returns the results in argument order.  When one awaitable
 raises, ``gather`` raises that first exception to its caller at once – but it does
 *not* cancel the others.  They keep running in the background, and whatever they
@@ -57,7 +67,12 @@ gather raised KeyError('a')
 b finished
 
 With ``return_exceptions=True`` nothing is raised: exceptions are returned in place of
-results, so every outcome can be inspected.
+results, so every outcome can be inspected.  :doc:`/recipes/gathering` shows how to
+cancel the others when one fails, and how to split the outcomes into results and
+errors.
+
+.. index::
+   pair: CancelledError; return_exceptions
 
 .. important::
 
@@ -70,18 +85,22 @@ results, so every outcome can be inspected.
 >>> victim.cancel()
 True
 >>> outcomes = await asyncio.gather(
-...     step("a", 0.1), step("b", 0.1, KeyError("b")), victim, return_exceptions=True
+...     step("a", 0.1), step("b", 0.1, KeyError("b")), victim,
+...     return_exceptions=True,
 ... )
 a finished
 >>> outcomes
 ['a', KeyError('b'), CancelledError(...)]
->>> [o for o in outcomes if not isinstance(o, Exception)]  # WRONG: keeps the CancelledError
+>>> [o for o in outcomes if not isinstance(o, Exception)]  # WRONG
 ['a', CancelledError(...)]
 >>> [o for o in outcomes if not isinstance(o, BaseException)]
 ['a']
 
 Errors in wait
 --------------
+
+.. index::
+   pair: wait; exceptions
 
 :func:`asyncio.wait` never raises the tasks' exceptions: it returns ``(done,
 pending)`` and leaves each exception stored on its task.  Call ``task.result()``
@@ -95,15 +114,21 @@ c finished
 >>> [repr(task.exception()) for task in tasks]
 ['None', "ConnectionError('b')", 'None']
 
+.. index::
+   single: error messages; Task exception was never retrieved
+
 .. important::
 
    An exception that nobody retrieves is reported only when the task is garbage
    collected – possibly much later, somewhere unrelated – as ``Task exception was
    never retrieved``, through the loop's exception handler (which logs it).  Keep the
-   tasks, and look at each one.
+   tasks, and look at each one.  :ref:`recipes/debugging:Logging exceptions that
+   nobody retrieved` makes these reports name the task that lost its error.
 
 >>> loop = asyncio.get_running_loop()
->>> loop.set_exception_handler(lambda loop, context: print("asyncio:", context["message"]))
+>>> def report(loop, context):
+...     print("asyncio:", context["message"])
+>>> loop.set_exception_handler(report)
 >>> import gc
 >>> forgotten = asyncio.create_task(step("d", 0.1, ValueError("d")))
 >>> _ = await asyncio.wait([forgotten])
@@ -111,13 +136,18 @@ c finished
 asyncio: Task exception was never retrieved
 >>> loop.set_exception_handler(None)
 
+.. index::
+   pair: wait; FIRST_EXCEPTION
+
 ``wait(return_when=asyncio.FIRST_EXCEPTION)`` returns as soon as one task fails, which
 is how to get TaskGroup-like behaviour with only the standard library of 3.8–3.10:
 wait for the first failure, cancel the rest, wait for them, then look at each task:
 
 >>> tasks = [asyncio.create_task(step("a", 0.1, KeyError("a"))),
 ...          asyncio.create_task(step("b", 5))]
->>> done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+>>> done, pending = await asyncio.wait(
+...     tasks, return_when=asyncio.FIRST_EXCEPTION
+... )
 >>> for task in pending:
 ...     _ = task.cancel()
 >>> _ = await asyncio.wait(pending)
@@ -129,6 +159,10 @@ wait for the first failure, cancel the rest, wait for them, then look at each ta
 Errors in a TaskGroup
 ---------------------
 
+.. index::
+   pair: TaskGroup; exceptions
+   single: error messages; unhandled errors in a TaskGroup
+
 :class:`asyncio.TaskGroup` (Python 3.11+) does what the example above does by hand:
 the first failure cancels the other tasks, and when all have finished, *every* error
 is raised together in an :exc:`ExceptionGroup`:
@@ -139,21 +173,27 @@ is raised together in an :exc:`ExceptionGroup`:
 ...         b = tg.create_task(step("b", 0, OSError("b")))
 ...         c = tg.create_task(step("c", 5))
 ... except ExceptionGroup as group:
-...     print(repr(group))
-ExceptionGroup('unhandled errors in a TaskGroup', [KeyError('a'), OSError('b')])
+...     print(group.message, group.exceptions)
+unhandled errors in a TaskGroup (KeyError('a'), OSError('b'))
 
 On 3.8–3.10 the ``taskgroup`` and ``exceptiongroup`` backports from PyPI provide the
-same class and the same groups; the TaskGroup chapter (:mod:`recipes.task_groups`)
-shows how to use them on every version.
+same class and the same groups; :doc:`/recipes/task_groups` shows how to use them on
+every version.
 
 Handling an ExceptionGroup
 --------------------------
+
+.. index::
+   single: except*
+   pair: ExceptionGroup; split
+   pair: ExceptionGroup; subgroup
 
 ``except*`` catches the matching exceptions *inside* a group; every clause that
 matches runs, and unmatched exceptions are re-raised in a smaller group:
 
 >>> try:  # doctest: +PY311
-...     raise ExceptionGroup("batch", [KeyError("a"), OSError("b"), OSError("c")])
+...     leaves = [KeyError("a"), OSError("b"), OSError("c")]
+...     raise ExceptionGroup("batch", leaves)
 ... except* OSError as group:
 ...     print("I/O errors:", group.exceptions)
 ... except* KeyError as group:
@@ -166,7 +206,8 @@ matching and the non-matching part (either may be ``None``), keeping nested grou
 and tracebacks; :meth:`BaseExceptionGroup.subgroup` keeps only the matching part.
 The ``exceptiongroup`` backport's classes have the same two methods on 3.8–3.10:
 
->>> group = ExceptionGroup("batch", [KeyError("a"), OSError("b")])  # doctest: +PY311
+>>> leaves = [KeyError("a"), OSError("b")]
+>>> group = ExceptionGroup("batch", leaves)  # doctest: +PY311
 >>> io_errors, rest = group.split(OSError)  # doctest: +PY311
 >>> io_errors.exceptions, rest.exceptions  # doctest: +PY311
 ((OSError('b'),), (KeyError('a'),))
@@ -189,11 +230,18 @@ outermost first, and a group it accepts is taken whole – here ``"batch"`` cont
 Retrying with exponential backoff
 ---------------------------------
 
+.. index::
+   single: retry
+   pair: exponential backoff; jitter
+
 Networks fail briefly all the time: a connection is reset, a server restarts, a
 request times out.  Trying again after a pause often works; trying again *at once*, or
 with every client retrying on the same schedule, makes an overloaded server worse.
 The standard remedy is exponential backoff with full jitter: before attempt *n* + 1,
 sleep a random time between 0 and ``min(max_delay, base_delay * 2 ** (n - 1))``.
+
+.. index::
+   single: error messages; cannot reuse already awaited coroutine
 
 .. important::
 
@@ -240,16 +288,24 @@ them repeatable in tests:
 
 >>> import random
 >>> def log(attempt, error, delay):
-...     print(f"attempt {attempt} failed ({error!r}); retrying in {delay:.3f} s")
+...     print(f"attempt {attempt}: {error!r}, next in {delay:.3f} s")
 >>> calls.clear()
->>> await retry(flaky_quote, base_delay=0.2, rng=random.Random(3), on_retry=log)
-attempt 1 failed (ConnectionResetError('try again')); retrying in 0.048 s
-attempt 2 failed (ConnectionResetError('try again')); retrying in 0.218 s
+>>> rng = random.Random(3)
+>>> await retry(flaky_quote, base_delay=0.2, rng=rng, on_retry=log)
+attempt 1: ConnectionResetError('try again'), next in 0.048 s
+attempt 2: ConnectionResetError('try again'), next in 0.218 s
 42.0
 
 The rest of the options – a timeout per attempt, giving up, errors that must not be
 retried, collecting every attempt's error – are shown with :func:`retry` below.
 :func:`retrying` applies the same policy to every call of a coroutine function.
+
+For HTTP requests made with aiohttp, :func:`recipes.http_client.with_retries`
+(:ref:`recipes/http_client:Retrying with exponential backoff`) is the specialised
+form: it decides by the response, retrying 5xx statuses, dropped connections and
+timeouts but never a 4xx, and honours ``Retry-After``.  Use it for aiohttp calls,
+and :func:`retry` for everything else (a database, a socket, a library of your
+own), where you name the exceptions worth another attempt.
 
 A short session to end with: a service that fails twice, retried by a decorated
 function, with the clock showing the backoff.
@@ -266,6 +322,23 @@ function, with the clock showing the backoff.
 {'symbol': 'ACME', 'price': 42.0}
 >>> attempts_seen  # slept 0.1, then 0.2
 [0.0, 0.1, 0.3]
+
+See also
+--------
+
+* :doc:`/recipes/gathering` and :doc:`/recipes/waiting`: collecting the results
+  and the errors of many tasks.
+* :doc:`/recipes/task_groups`: TaskGroup on every Python version, and stopping a
+  group early.
+* :doc:`/recipes/cancellation`: why :exc:`asyncio.CancelledError` is never caught
+  with the other errors.
+* :doc:`/recipes/timeouts`: a time limit per attempt or for the whole retry.
+* :doc:`/recipes/http_client`: :func:`recipes.http_client.with_retries`, retries
+  decided by the HTTP status.
+* :doc:`/recipes/debugging`: logging the exceptions that nobody retrieved.
+* Python: :ref:`python:asyncio-exceptions`, :func:`asyncio.gather`,
+  :class:`asyncio.TaskGroup` (in :doc:`python:library/asyncio-task`), and
+  :ref:`python:tut-exception-groups` in the tutorial.
 """
 
 from __future__ import annotations
@@ -328,6 +401,8 @@ async def retry(
 ) -> T:
     """Await ``factory()`` until it succeeds, at most *attempts* times, with backoff.
 
+    >>> import asyncio
+    >>> from recipes.errors import RetryError, retry
     >>> outcomes = iter([ConnectionResetError("reset"), "pong"])
     >>> async def ping():
     ...     await asyncio.sleep(0.1)
@@ -427,7 +502,7 @@ async def retry(
     >>> await retry(ping())
     Traceback (most recent call last):
     ...
-    TypeError: retry() needs a factory that returns a new awaitable on each call, ...
+    TypeError: retry() needs a factory that returns a new awaitable ...
     >>> await retry(ping, attempts=0)
     Traceback (most recent call last):
     ...
@@ -562,6 +637,8 @@ def retrying(
 ) -> Callable[[F], F]:
     """Decorate a coroutine function so that every call is retried like :func:`retry`.
 
+    >>> import asyncio
+    >>> from recipes.errors import retrying
     >>> results = iter([ConnectionResetError("reset"), "ok"])
     >>> @retrying(attempts=3, base_delay=0.1)
     ... async def send(message):

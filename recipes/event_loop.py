@@ -9,19 +9,40 @@ legacy ``get_event_loop()`` style and why it now warns or fails, choosing the lo
 implementation now that event loop policies are deprecated, the error notebooks raise, the
 low-level scheduling calls that libraries still use, and the switches for debug mode.
 
+Starting and stopping a loop is what a whole program does, and ``python -m asyncio`` already
+runs a loop of its own, in which :func:`asyncio.run` fails (see
+:ref:`recipes/event_loop:Calling asyncio.run from a running loop (notebooks, the asyncio REPL)`).
+So most examples of this chapter are scripts: save one as a file, run it with ``python``, and it
+prints what is shown under it. The ``>>>`` examples run in the asyncio REPL as usual.
+
 Starting a program with asyncio.run
 -----------------------------------
+
+.. index::
+   single: asyncio.run
+   single: shutdown; what asyncio.run cleans up
+   single: error messages; Task <Task pending ...> got Future <Future pending> attached to a different loop
+   single: error messages; Event loop is closed
 
 A program needs exactly one place where synchronous code hands over to asynchronous code.
 :func:`asyncio.run` is that place: it creates a new loop, runs one coroutine to completion and
 returns its result or raises its exception.
 
->>> import asyncio
->>> async def main():
-...     await asyncio.sleep(0.01)
-...     return "done"
->>> asyncio.run(main())
-'done'
+.. script:: first_program.py
+
+   import asyncio
+
+
+   async def main():
+       await asyncio.sleep(0.01)
+       return "done"
+
+
+   print(asyncio.run(main()))
+
+.. script-output::
+
+   done
 
 On the way out it tidies up whatever the coroutine left behind, in this order: it cancels the
 tasks that are still running and waits for them, so their ``finally`` blocks run; it finishes
@@ -29,20 +50,34 @@ async generators that were not exhausted (``loop.shutdown_asyncgens()``); it joi
 of the default executor used by ``run_in_executor`` and ``asyncio.to_thread``
 (``loop.shutdown_default_executor()``, 3.9+); and it closes the loop.
 
->>> async def heartbeat():
-...     try:
-...         await asyncio.sleep(3600)
-...     finally:
-...         print("heartbeat cancelled, its cleanup ran")
->>> async def main():
-...     background = asyncio.create_task(heartbeat())  # left running on purpose
-...     await asyncio.sleep(0)  # let it start
-...     return "main returned"
->>> asyncio.run(main())
-heartbeat cancelled, its cleanup ran
-'main returned'
+.. script:: shutdown_demo.py
 
-That safety net is for mistakes; a program should still stop its own tasks in order.
+   import asyncio
+
+
+   async def heartbeat():
+       try:
+           await asyncio.sleep(3600)
+       finally:
+           print("heartbeat cancelled, its cleanup ran")
+
+
+   async def main():
+       asyncio.create_task(heartbeat())  # left running on purpose
+       await asyncio.sleep(0)  # let it start
+       return "main returned"
+
+
+   print(asyncio.run(main()))
+
+.. script-output::
+
+   heartbeat cancelled, its cleanup ran
+   main returned
+
+That safety net is for mistakes; a program should still stop its own tasks in order (the
+:doc:`/recipes/cancellation` chapter shows how, down to
+:ref:`recipes/cancellation:Shutting down on SIGINT and SIGTERM`).
 
 .. important::
 
@@ -53,18 +88,31 @@ That safety net is for mistakes; a program should still stop its own tasks in or
    Task ... got Future ... attached to a different loop`` or ``RuntimeError: Event loop is
    closed``.
 
-   >>> async def start_job():
-   ...     loop = asyncio.get_running_loop()
-   ...     job = loop.create_future()
-   ...     loop.call_later(0.01, job.set_result, "job finished")
-   ...     return job
-   >>> async def finish(job):
-   ...     return await job
-   >>> job = asyncio.run(start_job())
-   >>> asyncio.run(finish(job))
-   Traceback (most recent call last):
-   ...
-   RuntimeError: Task <...> got Future <Future pending...> attached to a different loop
+   .. script:: two_loops.py
+
+      import asyncio
+
+
+      async def start_job():
+          loop = asyncio.get_running_loop()
+          job = loop.create_future()
+          loop.call_later(0.01, job.set_result, "job finished")
+          return job
+
+
+      async def finish(job):
+          return await job
+
+
+      job = asyncio.run(start_job())
+      try:
+          asyncio.run(finish(job))  # BUG: a second loop
+      except RuntimeError as exc:
+          print(exc)
+
+   .. script-output::
+
+      Task <...> got Future <Future pending...> attached to a different loop
 
 .. versionchanged:: 3.9
    :func:`asyncio.run` also shuts down the default executor. On 3.8 its threads are left to
@@ -76,24 +124,82 @@ That safety net is for mistakes; a program should still stop its own tasks in or
 Running several top-level calls on one loop
 -------------------------------------------
 
+.. index::
+   single: asyncio.Runner
+   single: LoopRunner
+   pair: event loop; several top-level calls
+
 Synchronous code that calls asynchronous code more than once (a command-line tool, a GUI
 callback, a worker of a job queue, a test) needs the loop, and everything bound to it, to
 survive between the calls. :class:`asyncio.Runner` keeps one loop open for several
-``run()`` calls and cleans up like :func:`asyncio.run` when the ``with`` block ends:
-
->>> with asyncio.Runner() as runner:  # doctest: +PY311
-...     job = runner.run(start_job())
-...     print(runner.run(finish(job)))
-job finished
+``run()`` calls and cleans up like :func:`asyncio.run` when the ``with`` block ends.
 
 On 3.8–3.10 use :class:`LoopRunner` from this module, which has the same interface and the same
-shutdown sequence (the ``taskgroup`` backport on PyPI also ships a ``Runner``). This example
-runs everywhere:
+shutdown sequence (the ``taskgroup`` backport on PyPI also ships a ``Runner``). This program
+takes :class:`asyncio.Runner` where it exists and :class:`LoopRunner` elsewhere, so it runs
+everywhere. The future made in the first call is still good in the second, an exception leaves
+the runner usable, and a task left running is cancelled, its cleanup awaited, when the ``with``
+block ends:
 
->>> with LoopRunner() as runner:
-...     job = runner.run(start_job())
-...     print(runner.run(finish(job)))
-job finished
+.. script:: one_loop_many_calls.py
+
+   import asyncio
+   import sys
+
+   if sys.version_info >= (3, 11):
+       from asyncio import Runner
+   else:  # Python 3.8 to 3.10
+       from recipes.event_loop import LoopRunner as Runner
+
+
+   async def start_job():
+       loop = asyncio.get_running_loop()
+       job = loop.create_future()
+       loop.call_later(0.01, job.set_result, "job finished")
+       return job
+
+
+   async def finish(job):
+       return await job
+
+
+   async def fail():
+       raise ValueError("bad input")
+
+
+   async def poll_forever():
+       try:
+           await asyncio.sleep(3600)
+       finally:
+           print("poller stopped")
+
+
+   async def start_poller():
+       return asyncio.create_task(poll_forever())
+
+
+   with Runner() as runner:
+       job = runner.run(start_job())
+       print(runner.run(finish(job)))  # the same loop, so the future works
+       try:
+           runner.run(fail())
+       except ValueError as exc:
+           print("caught:", exc)
+       poller = runner.run(start_poller())
+       runner.run(asyncio.sleep(0))  # let the poller start
+       print("leaving the with block")
+   print("poller cancelled:", poller.cancelled())
+
+.. script-output::
+
+   job finished
+   caught: bad input
+   leaving the with block
+   poller stopped
+   poller cancelled: True
+
+After the ``with`` block the runner is closed, and another ``run()`` raises
+``RuntimeError: Runner is closed`` (``LoopRunner is closed``).
 
 .. versionadded:: 3.11
    :class:`asyncio.Runner`. Prefer it where 3.11 is the oldest Python you support.
@@ -101,10 +207,15 @@ job finished
 Getting the loop from inside a coroutine
 ----------------------------------------
 
+.. index::
+   single: get_running_loop
+   single: error messages; no running event loop
+
 Code that needs the loop itself (to schedule a callback, create a future or hand work to a
 thread) asks for it with :func:`asyncio.get_running_loop` at the point of use, instead of
 keeping a loop in a global or passing ``loop=`` around:
 
+>>> import asyncio
 >>> loop = asyncio.get_running_loop()
 >>> loop.is_running()
 True
@@ -119,6 +230,13 @@ RuntimeError: no running event loop
 
 Migrating from get_event_loop() and run_until_complete()
 --------------------------------------------------------
+
+.. index::
+   single: get_event_loop; deprecated without a loop
+   single: run_until_complete
+   single: warnings; There is no current event loop
+   single: error messages; There is no current event loop in thread 'MainThread'.
+   single: warnings; unclosed event loop
 
 Code written before :func:`asyncio.run` existed starts its loop like this::
 
@@ -146,10 +264,11 @@ it. On 3.12 and later it fails; the last line of its error output names the
 >>> import subprocess, sys
 >>> script = "import asyncio; asyncio.get_event_loop().close()"
 >>> done = subprocess.run(
-...     [sys.executable, "-W", "error", "-c", script], capture_output=True, text=True, timeout=60
+...     [sys.executable, "-W", "error", "-c", script],
+...     capture_output=True, text=True, timeout=60,
 ... )
->>> print("exit status", done.returncode, "-", done.stderr.splitlines()[-1])  # doctest: +PY312
-exit status 1 - ...: There is no current event loop...
+>>> print(done.returncode, done.stderr.splitlines()[-1])  # doctest: +PY312
+1 ...: There is no current event loop...
 
 .. important::
 
@@ -162,27 +281,50 @@ The replacement is :func:`asyncio.run` (or :class:`LoopRunner` for several calls
 loop object itself is needed, create it explicitly and close it in ``finally``; this runs the
 same on every version:
 
->>> async def answer():
-...     await asyncio.sleep(0)
-...     return 42
->>> loop = asyncio.new_event_loop()
->>> try:
-...     print(loop.run_until_complete(answer()))
-... finally:
-...     loop.close()
-42
+.. script:: explicit_loop.py
+
+   import asyncio
+
+
+   async def answer():
+       await asyncio.sleep(0)
+       return 42
+
+
+   loop = asyncio.new_event_loop()
+   try:
+       print(loop.run_until_complete(answer()))
+   finally:
+       loop.close()
+
+.. script-output::
+
+   42
 
 A legacy library that calls ``asyncio.get_event_loop()`` from synchronous code keeps working,
 without warnings, if the loop is set as the current one while it runs:
 
->>> loop = asyncio.new_event_loop()
->>> asyncio.set_event_loop(loop)
->>> try:
-...     print(asyncio.get_event_loop() is loop)
-... finally:
-...     asyncio.set_event_loop(None)
-...     loop.close()
-True
+.. script:: legacy_library.py
+
+   import asyncio
+
+
+   def legacy_library_call():
+       # old synchronous code that asks for "the" event loop
+       return asyncio.get_event_loop()
+
+
+   loop = asyncio.new_event_loop()
+   asyncio.set_event_loop(loop)
+   try:
+       print(legacy_library_call() is loop)
+   finally:
+       asyncio.set_event_loop(None)
+       loop.close()
+
+.. script-output::
+
+   True
 
 .. versionchanged:: 3.12
    ``asyncio.get_event_loop()`` emits :exc:`DeprecationWarning` when it would create a loop.
@@ -195,6 +337,14 @@ True
 
 Choosing the loop implementation without policies
 -------------------------------------------------
+
+.. index::
+   single: event loop policy; deprecated
+   single: loop_factory
+   single: uvloop
+   single: SelectorEventLoop; on Windows
+   single: warnings; 'asyncio.get_event_loop_policy' is deprecated
+   single: iscoroutinefunction; deprecated in asyncio
 
 Some programs need another loop than the default one: ``uvloop`` for speed, or on Windows a
 :class:`asyncio.SelectorEventLoop` for a library that calls ``loop.add_reader()``, which the
@@ -234,20 +384,31 @@ The replacement names the loop where it is started. ``loop_factory`` is any call
 takes no arguments and returns a new event loop: a loop class, ``uvloop.new_event_loop``, or a
 function of your own. It applies to that one run and nothing else. With a factory asyncio does
 not consult the policy at all, so a policy that some library still installs cannot change the
-loop either:
+loop either. :func:`asyncio.run` takes it from 3.12 on, :class:`asyncio.Runner` already on
+3.11:
 
->>> class TracingLoop(asyncio.SelectorEventLoop):
-...     pass  # stands in for another implementation, such as uvloop's
->>> async def loop_name():
-...     return type(asyncio.get_running_loop()).__name__
->>> asyncio.run(loop_name(), loop_factory=TracingLoop)  # doctest: +PY312
-'TracingLoop'
+.. script:: loop_factory.py
+   :requires-python: 3.12
 
-On 3.11 only :class:`asyncio.Runner` takes it:
+   import asyncio
 
->>> with asyncio.Runner(loop_factory=TracingLoop) as runner:  # doctest: +PY311
-...     print(runner.run(loop_name()))
-TracingLoop
+
+   class TracingLoop(asyncio.SelectorEventLoop):
+       pass  # stands in for another implementation, such as uvloop's
+
+
+   async def loop_name():
+       return type(asyncio.get_running_loop()).__name__
+
+
+   print(asyncio.run(loop_name(), loop_factory=TracingLoop))
+   with asyncio.Runner(loop_factory=TracingLoop) as runner:  # 3.11+
+       print(runner.run(loop_name()))
+
+.. script-output::
+
+   TracingLoop
+   TracingLoop
 
 So the two setups above become ``asyncio.run(main(), loop_factory=uvloop.new_event_loop)``
 (or ``uvloop.run(main())``, which uvloop 0.18 and later provide) and
@@ -259,25 +420,35 @@ Code that must also run on 3.8–3.11 uses :func:`run_with_loop_factory`: it cal
 ``asyncio.run(..., loop_factory=...)`` on 3.12+, :class:`asyncio.Runner` on 3.11 and
 :class:`LoopRunner` on 3.8–3.10, and emits no warning on any of them. This replaces the old
 ``try: import uvloop; uvloop.install()`` idiom, taking uvloop's loop where it is installed and
-asyncio's own loop elsewhere (uvloop is not installed where this cookbook is tested):
+asyncio's own loop elsewhere (uvloop is not installed where this cookbook is tested). For
+several top-level calls on one loop, pass the factory to :class:`asyncio.Runner` (3.11+) or
+:class:`LoopRunner`, which runs everywhere:
 
->>> from recipes.event_loop import run_with_loop_factory
->>> try:
-...     from uvloop import new_event_loop
-... except ImportError:  # not installed, or on Windows
-...     from asyncio import new_event_loop
->>> async def main():
-...     await asyncio.sleep(0.01)
-...     return "done"
->>> run_with_loop_factory(main(), loop_factory=new_event_loop)
-'done'
+.. script:: uvloop_where_installed.py
 
-For several top-level calls on one loop, pass the factory to :class:`asyncio.Runner` (3.11+)
-or :class:`LoopRunner`, which runs everywhere:
+   import asyncio
 
->>> with LoopRunner(loop_factory=TracingLoop) as runner:
-...     print(runner.run(loop_name()))
-TracingLoop
+   from recipes.event_loop import LoopRunner, run_with_loop_factory
+
+   try:
+       from uvloop import new_event_loop
+   except ImportError:  # not installed, or on Windows
+       from asyncio import new_event_loop
+
+
+   async def main():
+       await asyncio.sleep(0.01)
+       return "done"
+
+
+   print(run_with_loop_factory(main(), loop_factory=new_event_loop))
+   with LoopRunner(loop_factory=new_event_loop) as runner:
+       print(runner.run(main()), runner.run(main()))
+
+.. script-output::
+
+   done
+   done done
 
 What replaces what:
 
@@ -289,7 +460,7 @@ What replaces what:
   subprocesses.)
 * A policy subclass whose ``new_event_loop()`` configures each loop (a debug threshold, an
   exception handler): a function that creates and configures the loop, passed as
-  ``loop_factory``; :func:`run_with_loop_factory` shows one.
+  ``loop_factory`` (the script below).
 * ``asyncio.get_event_loop_policy().new_event_loop()``: :func:`asyncio.new_event_loop`, or a
   call of the factory the program already passes around.
 * ``asyncio.get_event_loop_policy().get_event_loop()``: :func:`asyncio.get_running_loop`
@@ -304,9 +475,37 @@ What replaces what:
 * ``asyncio.iscoroutinefunction(f)``, deprecated in 3.14 as well:
   :func:`inspect.iscoroutinefunction`.
 
+A factory that configures its loop, in place of a policy's ``new_event_loop()``:
+
+.. script:: configured_loop.py
+
+   import asyncio
+
+   from recipes.event_loop import run_with_loop_factory
+
+
+   def new_event_loop():
+       loop = asyncio.new_event_loop()
+       loop.slow_callback_duration = 0.5  # log callbacks slower than this
+       return loop
+
+
+   async def main():
+       loop = asyncio.get_running_loop()
+       return loop.slow_callback_duration, loop.get_debug()
+
+
+   print(run_with_loop_factory(main(), loop_factory=new_event_loop, debug=True))
+
+.. script-output::
+
+   (0.5, True)
+
 The :mod:`inspect` function gives the same answer on every version, without a warning:
 
 >>> import inspect
+>>> async def main():
+...     pass
 >>> inspect.iscoroutinefunction(main), inspect.iscoroutinefunction(print)
 (True, False)
 
@@ -325,16 +524,26 @@ the last changed behaviour (see the previous section).
 Calling asyncio.run from a running loop (notebooks, the asyncio REPL)
 ---------------------------------------------------------------------
 
+.. index::
+   single: error messages; asyncio.run() cannot be called from a running event loop
+   single: asyncio REPL; asyncio.run
+   single: Jupyter; asyncio.run
+   single: nest_asyncio
+   single: run_in_new_thread
+
 Jupyter, IPython and ``python -m asyncio`` already run an event loop, and so does any code
 inside a coroutine. Calling :func:`asyncio.run` there fails, because one thread cannot run two
 loops at once:
 
+>>> async def answer():
+...     await asyncio.sleep(0)
+...     return 42
 >>> async def notebook_cell():
 ...     coro = answer()
 ...     try:
 ...         asyncio.run(coro)
 ...     except RuntimeError as exc:
-...         coro.close()  # it never started: close it, or it warns "never awaited"
+...         coro.close()  # it never started: close it, or it warns
 ...         print(exc)
 >>> await notebook_cell()
 asyncio.run() cannot be called from a running event loop
@@ -349,6 +558,7 @@ When synchronous code that must return a value (a library function, a callback o
 you do not control) is reached from a running loop, :func:`run_in_new_thread` runs the
 coroutine on a fresh loop in a new thread and waits for it:
 
+>>> from recipes.event_loop import run_in_new_thread
 >>> run_in_new_thread(answer())
 42
 
@@ -362,6 +572,13 @@ coroutine on a fresh loop in a new thread and waits for it:
 
 Scheduling callbacks: call_soon, call_later and call_at
 -------------------------------------------------------
+
+.. index::
+   single: call_soon
+   single: call_later
+   single: call_at
+   single: loop.time
+   single: error messages; coroutines cannot be used with call_soon()
 
 Under tasks and futures the loop runs plain callbacks. ``loop.call_soon`` queues one for the
 next iteration, ``loop.call_later`` after a delay in seconds, and ``loop.call_at`` at an
@@ -392,14 +609,23 @@ True
    function makes the loop call it and drop the coroutine, which surfaces much later as
    ``RuntimeWarning: coroutine '...' was never awaited``; only debug mode turns the mistake
    into ``TypeError: coroutines cannot be used with call_soon()`` at the call. To run a
-   coroutine, create a task (and keep a reference to it).
+   coroutine, create a task (and keep a reference to it: see
+   :ref:`recipes/tasks:Keeping fire-and-forget tasks alive`).
 
 Crossing threads: run_in_executor and call_soon_threadsafe
 ----------------------------------------------------------
 
+.. index::
+   single: call_soon_threadsafe
+   single: run_in_executor
+   single: run_coroutine_threadsafe
+   pair: threads; event loop
+
 Blocking work goes to a thread pool with ``loop.run_in_executor(None, func, *args)``, which
 returns an awaitable; use ``functools.partial`` for keyword arguments. (3.9+ has the shorter
-``asyncio.to_thread(func, *args, **kwargs)``.)
+``asyncio.to_thread(func, *args, **kwargs)``, and the coroutines chapter's
+:func:`recipes.coroutines.run_in_thread` gives it to 3.8 as well: see
+:ref:`recipes/coroutines:Running blocking code off the loop`.)
 
 >>> import hashlib
 >>> def checksum(data):
@@ -429,6 +655,11 @@ To run a whole coroutine from another thread and get its result back, use
 Turning on debug mode
 ---------------------
 
+.. index::
+   single: debug mode; turning on
+   single: PYTHONASYNCIODEBUG
+   single: python -X dev
+
 Debug mode makes the loop check for common mistakes: callbacks that hold the thread for more
 than 100 ms are logged, never-awaited coroutines report where they were created, and loop
 methods called from the wrong thread raise. It is off by default because the checks cost
@@ -440,31 +671,85 @@ time. Four ways to turn it on, from the most local to the most global:
 * the environment variable ``PYTHONASYNCIODEBUG=1``;
 * Python's development mode, ``python -X dev`` (it also shows ``ResourceWarning``).
 
+In the REPL, switch it on for the running loop, and off again:
+
 >>> async def debug_enabled():
 ...     return asyncio.get_running_loop().get_debug()
->>> asyncio.run(debug_enabled(), debug=True)
+>>> loop = asyncio.get_running_loop()
+>>> loop.set_debug(True)
+>>> await debug_enabled()
 True
+>>> loop.set_debug(False)
 
-The chapter "Debugging asyncio" shows what debug mode reports and how to read it.
+In a program, ask :func:`asyncio.run` for it:
 
-A short session
----------------
+.. script:: debug_run.py
 
-A command-line tool that keeps one loop for its whole life and blocks on each call:
+   import asyncio
 
->>> async def fetch_setting(name):
-...     await asyncio.sleep(0.01)  # stands for a network call
-...     return {"retries": 3, "timeout": 5.0}[name]
->>> with LoopRunner() as runner:
-...     retries = runner.run(fetch_setting("retries"))
-...     timeout = runner.run(fetch_setting("timeout"))
->>> print(retries, timeout)
-3 5.0
->>> runner.get_loop()
-Traceback (most recent call last):
-...
-RuntimeError: LoopRunner is closed
-"""
+
+   async def debug_enabled():
+       return asyncio.get_running_loop().get_debug()
+
+
+   print(asyncio.run(debug_enabled(), debug=True))
+
+.. script-output::
+
+   True
+
+The :doc:`/recipes/debugging` chapter shows what debug mode reports and how to read it.
+
+Putting it together
+-------------------
+
+A command-line tool that keeps one loop for its whole life and blocks on each call, on every
+Python from 3.8 on:
+
+.. script:: settings_tool.py
+
+   import asyncio
+
+   from recipes.event_loop import LoopRunner
+
+
+   async def fetch_setting(name):
+       await asyncio.sleep(0.01)  # stands for a network call
+       return {"retries": 3, "timeout": 5.0}[name]
+
+
+   def main():  # synchronous, like the rest of the tool
+       with LoopRunner() as runner:
+           retries = runner.run(fetch_setting("retries"))
+           timeout = runner.run(fetch_setting("timeout"))
+       print(retries, timeout)
+       try:
+           runner.run(fetch_setting("retries"))
+       except RuntimeError as exc:
+           print(exc)
+
+
+   main()
+
+.. script-output::
+
+   3 5.0
+   LoopRunner is closed
+
+See also
+--------
+
+* :doc:`/recipes/coroutines`: what the loop runs, and how blocking code stalls it.
+* :doc:`/recipes/tasks`: starting work on the loop, and eager tasks, which change when it
+  runs.
+* :doc:`/recipes/cancellation`: stopping a program's tasks in order, on a signal or at
+  shutdown.
+* :doc:`/recipes/debugging`: what debug mode reports, and tools to inspect a running loop.
+* Python documentation: :doc:`python:library/asyncio-runner`,
+  :doc:`python:library/asyncio-eventloop`, :doc:`python:library/asyncio-policy`,
+  :ref:`python:asyncio-debug-mode`, :ref:`python:asyncio-multithreading` and
+  :ref:`python:asyncio-cli`.
+"""  # noqa: E501
 
 from __future__ import annotations
 
@@ -497,44 +782,24 @@ class LoopRunner:
     """Run several coroutines, one after another, on one event loop that closes cleanly.
 
     A copy of :class:`asyncio.Runner` (3.11+) that also runs on 3.8–3.10. Use it as a context
-    manager; every :meth:`run` call uses the same loop, so objects bound to the loop (futures,
-    sessions, pools, scheduled callbacks) survive from one call to the next:
-
-    >>> async def double(x):
-    ...     await asyncio.sleep(0)
-    ...     return 2 * x
-    >>> with LoopRunner() as runner:
-    ...     print(runner.run(double(1)), runner.run(double(2)))
-    2 4
+    manager in synchronous code; every :meth:`run` call uses the same loop, so objects bound to
+    the loop (futures, sessions, pools, scheduled callbacks) survive from one call to the next.
+    :ref:`recipes/event_loop:Running several top-level calls on one loop` shows it in a whole
+    program, and :ref:`recipes/event_loop:Putting it together` in a command-line tool.
 
     Leaving the ``with`` block (or calling :meth:`close`) shuts down like :func:`asyncio.run`:
     tasks still running are cancelled and awaited, so their cleanup runs, then async
-    generators and the default executor are shut down and the loop is closed:
-
-    >>> async def poll_forever():
-    ...     try:
-    ...         await asyncio.sleep(3600)
-    ...     finally:
-    ...         print("poller stopped")
-    >>> async def start_poller():
-    ...     return asyncio.create_task(poll_forever())
-    >>> with LoopRunner() as runner:
-    ...     poller = runner.run(start_poller())
-    ...     runner.run(asyncio.sleep(0))
-    poller stopped
-    >>> poller.cancelled()
-    True
+    generators and the default executor are shut down and the loop is closed.
 
     ``debug=True`` turns on the loop's debug mode (``None`` leaves the default, which honours
     ``PYTHONASYNCIODEBUG`` and ``-X dev``). ``loop_factory`` makes the loop, for example an
     ``uvloop`` loop; without it a new default loop is created and set as the current loop while
-    the runner is open, as :class:`asyncio.Runner` does:
+    the runner is open, as :class:`asyncio.Runner` does.
 
-    >>> async def debug_enabled():
-    ...     return asyncio.get_running_loop().get_debug()
-    >>> with LoopRunner(debug=True) as runner:
-    ...     print(runner.run(debug_enabled()))
-    True
+    It drives a loop of its own, so it cannot be used where a loop already runs (in a
+    coroutine, a notebook cell or ``python -m asyncio``): :meth:`run` and :meth:`close` raise
+    :exc:`RuntimeError` there. Await the coroutine instead, or hand it to
+    :func:`run_in_new_thread`.
 
     Differences from :class:`asyncio.Runner`: Ctrl-C is not turned into cancellation of the
     running coroutine (``KeyboardInterrupt`` propagates out of :meth:`run`, as it did from
@@ -591,61 +856,24 @@ class LoopRunner:
     def get_loop(self) -> asyncio.AbstractEventLoop:
         """Return the runner's loop, creating it on first use.
 
-        >>> async def current_loop():
-        ...     return asyncio.get_running_loop()
-        >>> with LoopRunner() as runner:
-        ...     print(runner.get_loop() is runner.run(current_loop()))
-        True
-
-        After :meth:`close` the loop is gone:
-
-        >>> runner.get_loop()
-        Traceback (most recent call last):
-        ...
-        RuntimeError: LoopRunner is closed
+        It is the loop that every :meth:`run` call uses. After :meth:`close` the loop is gone,
+        and this raises ``RuntimeError: LoopRunner is closed``.
         """
         return self._lazy_init()
 
     def run(self, coro: Awaitable[T]) -> T:
         """Run ``coro`` to completion on the runner's loop and return its result.
 
-        >>> async def greet(name):
-        ...     await asyncio.sleep(0)
-        ...     return f"hello, {name}"
-        >>> with LoopRunner() as runner:
-        ...     print(runner.run(greet("loop")))
-        hello, loop
-
-        An exception raised by the coroutine propagates; the runner stays usable:
-
-        >>> async def fail():
-        ...     raise ValueError("bad input")
-        >>> with LoopRunner() as runner:
-        ...     try:
-        ...         runner.run(fail())
-        ...     except ValueError as exc:
-        ...         print("caught:", exc)
-        ...     print(runner.run(greet("again")))
-        caught: bad input
-        hello, again
+        An exception raised by the coroutine propagates, and the runner stays usable for the
+        next call (:ref:`recipes/event_loop:Running several top-level calls on one loop` shows
+        both).
 
         Like :class:`asyncio.Runner` on 3.14+, it takes any awaitable: a coroutine, a future
-        or task of the runner's loop, or an object with ``__await__``. Anything else is
-        rejected with :exc:`TypeError`:
-
-        >>> with LoopRunner() as runner:
-        ...     later = runner.get_loop().create_future()
-        ...     _ = runner.get_loop().call_soon(later.set_result, "resolved")
-        ...     print(runner.run(later))
-        resolved
-        >>> with LoopRunner() as runner:
-        ...     runner.run(greet)  # the function, not greet("loop")
-        Traceback (most recent call last):
-        ...
-        TypeError: an awaitable is required, got <function greet at 0x...>
-
-        Calling it from a running loop raises :exc:`RuntimeError`. In both error cases a
-        coroutine passed in is closed, so it does not also warn that it was never awaited.
+        or task of the runner's loop, or an object with ``__await__``. Anything else, such as
+        the coroutine function instead of a call of it, is rejected with ``TypeError: an
+        awaitable is required, got <function ...>``. Calling it from a running loop raises
+        :exc:`RuntimeError`, and so does calling it after :meth:`close`. In these error cases
+        a coroutine passed in is closed, so it does not also warn that it was never awaited.
 
         .. versionchanged:: 3.14
            :func:`asyncio.run` and :meth:`asyncio.Runner.run` accept any awaitable; on
@@ -674,20 +902,16 @@ class LoopRunner:
     def close(self) -> None:
         """Cancel leftover tasks, shut down async generators and the executor, close the loop.
 
-        Use it in ``finally`` when a ``with`` block does not fit. Calling it again does
-        nothing, and a runner that never made its loop just becomes closed:
+        Use it in ``finally`` when a ``with`` block does not fit::
 
-        >>> runner = LoopRunner()
-        >>> try:
-        ...     loop = runner.get_loop()
-        ...     runner.run(asyncio.sleep(0))
-        ... finally:
-        ...     runner.close()
-        >>> runner.close()
-        >>> loop.is_closed()
-        True
+            runner = LoopRunner()
+            try:
+                runner.run(main())
+            finally:
+                runner.close()
 
-        It needs to run the loop, so it raises :exc:`RuntimeError` when called from a
+        Calling it again does nothing, and a runner that never made its loop just becomes
+        closed. It needs to run the loop, so it raises :exc:`RuntimeError` when called from a
         coroutine, and leaves the runner open for a later call from synchronous code.
         """
         if self._closed:
@@ -756,49 +980,22 @@ def run_with_loop_factory(
     ``loop_factory`` is a callable that takes no arguments and returns a new event loop: a loop
     class such as :class:`asyncio.SelectorEventLoop`, ``uvloop.new_event_loop``, or a function
     that also configures the loop, which is what a custom policy's ``new_event_loop()`` used to
-    do:
-
-    >>> import asyncio
-    >>> from recipes.event_loop import run_with_loop_factory
-    >>> class TracingLoop(asyncio.SelectorEventLoop):
-    ...     pass  # stands in for another loop implementation
-    >>> def new_event_loop():
-    ...     loop = TracingLoop()
-    ...     loop.slow_callback_duration = 0.5  # log callbacks slower than this
-    ...     return loop
-    >>> async def describe_loop():
-    ...     loop = asyncio.get_running_loop()
-    ...     return type(loop).__name__, loop.slow_callback_duration
-    >>> run_with_loop_factory(describe_loop(), loop_factory=new_event_loop)
-    ('TracingLoop', 0.5)
+    do. :ref:`recipes/event_loop:Choosing the loop implementation without policies` shows both
+    in whole programs.
 
     With ``loop_factory=None`` it makes a default loop with :func:`asyncio.new_event_loop`
     and sets it as the current loop while it runs, as :func:`asyncio.run` does. ``debug``
     turns the loop's debug mode on (``True``) or off (``False``); ``None`` leaves it to
-    ``PYTHONASYNCIODEBUG`` and ``-X dev``:
-
-    >>> async def debug_enabled():
-    ...     return asyncio.get_running_loop().get_debug()
-    >>> run_with_loop_factory(
-    ...     debug_enabled(), loop_factory=new_event_loop, debug=True
-    ... )
-    True
+    ``PYTHONASYNCIODEBUG`` and ``-X dev``.
 
     Mistakes are reported before ``main`` starts, and a coroutine that is refused is closed, so
     it does not also warn that it was never awaited. ``main`` must be a coroutine object (as
-    :func:`asyncio.run` requires before 3.14; since then it also takes other awaitables),
-    ``loop_factory`` a callable, and what the factory returns an
-    :class:`asyncio.AbstractEventLoop`, which is how passing a policy class such as
-    ``uvloop.EventLoopPolicy`` instead of ``uvloop.new_event_loop`` is caught:
-
-    >>> run_with_loop_factory(describe_loop, loop_factory=TracingLoop)
-    Traceback (most recent call last):
-    ...
-    TypeError: run_with_loop_factory() needs a coroutine object, got <function ...
-    >>> run_with_loop_factory(describe_loop(), loop_factory="uvloop")
-    Traceback (most recent call last):
-    ...
-    TypeError: loop_factory must be a callable that returns a new event loop, got 'uvloop'
+    :func:`asyncio.run` requires before 3.14; since then it also takes other awaitables), so
+    passing the function raises ``TypeError: run_with_loop_factory() needs a coroutine object,
+    got <function ...> (call the function to get one)``. ``loop_factory`` must be a callable,
+    and what it returns an :class:`asyncio.AbstractEventLoop`, which is how passing a policy
+    class such as ``uvloop.EventLoopPolicy`` instead of ``uvloop.new_event_loop`` is caught:
+    ``TypeError: loop_factory must return a new event loop, but <class ...> returned <...>``.
 
     Like :func:`asyncio.run`, it refuses to run inside a running event loop (a coroutine, a
     notebook cell, the asyncio REPL) with :exc:`RuntimeError`; :func:`run_in_new_thread` is
@@ -865,6 +1062,8 @@ def run_in_new_thread(
     where :func:`asyncio.run` raises ``RuntimeError: asyncio.run() cannot be called from a
     running event loop`` (a Jupyter cell, the asyncio REPL, a framework callback):
 
+    >>> import asyncio
+    >>> from recipes.event_loop import run_in_new_thread
     >>> async def add(a, b):
     ...     await asyncio.sleep(0.01)
     ...     return a + b
@@ -875,9 +1074,9 @@ def run_in_new_thread(
     coroutine, lets its cleanup run and raises :exc:`asyncio.TimeoutError` (the built-in
     :exc:`TimeoutError` on 3.11+):
 
-    >>> async def slow():
+    >>> async def nap():
     ...     await asyncio.sleep(10)
-    >>> run_in_new_thread(slow(), timeout=0.01)  # doctest: +IGNORE_EXCEPTION_DETAIL
+    >>> run_in_new_thread(nap(), timeout=0.01)  # doctest: +IGNORE_EXCEPTION_DETAIL
     Traceback (most recent call last):
     ...
     TimeoutError

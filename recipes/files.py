@@ -1,6 +1,4 @@
-"""Files with aiofiles.
-
-Reading or writing a file blocks: the operating system offers no portable way
+"""Reading or writing a file blocks: the operating system offers no portable way
 to wait for a disk the way asyncio waits for a socket, so a plain ``open()``
 and ``read()`` inside a coroutine stops the whole event loop until the disk
 answers.  :mod:`aiofiles` moves each file operation to a worker thread and lets
@@ -15,10 +13,16 @@ needs ``aiofiles`` (``pip install aiofiles``).
 Every example works in a temporary directory, removed at the end:
 
 >>> import os, tempfile
+>>> import aiofiles
 >>> tmp = tempfile.TemporaryDirectory()
 
 Reading and writing text files
 ------------------------------
+
+.. index::
+   single: aiofiles
+   pair: files; encoding
+   single: error messages; 'charmap' codec can't decode byte
 
 ``aiofiles.open`` takes the arguments of the built-in :func:`open`, and the
 file it returns has the usual methods, each of which must be awaited:
@@ -43,22 +47,41 @@ than a character or a line at a time.
    which is UTF-8 on most Linux and macOS systems but often ``cp1252`` on
    Windows, so a file written on one machine fails on another with
    ``UnicodeDecodeError: 'charmap' codec can't decode byte ...`` or, worse,
-   reads as garbage without an error.  (Python 3.15 is set to make UTF-8 the
-   default, PEP 686; code that must run on older versions still needs the
+   reads as garbage without an error.  (Python 3.15 makes UTF-8 the
+   default, :pep:`686`; code that must run on older versions still needs the
    argument.)
 
 Reading a whole file with a clear decoding error
 ------------------------------------------------
+
+.. index::
+   single: UnicodeDecodeError; naming the file and line
+   single: error messages; 'utf-8' codec can't decode byte
 
 When a file is not in the encoding you expected, Python reports
 ``UnicodeDecodeError: 'utf-8' codec can't decode byte 0xe9 in position 8083:
 invalid continuation byte``: no file name, no line number, and, when the file
 is read line by line, a position counted from the start of an internal 8 KB
 buffer rather than of the file.  :func:`read_text` and :func:`iter_lines`
-raise :class:`TextDecodeError` instead, which names the file and the line.
+raise :class:`TextDecodeError` instead, which names the file and the line:
+
+>>> from recipes.files import read_text
+>>> menu = os.path.join(tmp.name, "menu.txt")
+>>> with open(menu, "w", encoding="latin-1") as f:
+...     _ = f.write("soup\\ncafé\\n")
+>>> try:
+...     await read_text(menu)
+... except UnicodeDecodeError as exc:  # TextDecodeError is one
+...     print(f"line {exc.line}: {exc.reason}")
+line 2: invalid continuation byte
+>>> await read_text(menu, encoding="latin-1")
+'soup\\ncafé\\n'
 
 Iterating over the lines of a large file
 ----------------------------------------
+
+.. index::
+   pair: files; reading line by line
 
 ``async for line in f`` works on an aiofiles file, but it fetches every line
 with its own trip to a worker thread.  :func:`iter_lines` reads large chunks
@@ -71,6 +94,10 @@ seconds and :func:`iter_lines` 0.15 seconds.
 Appending to a file
 -------------------
 
+.. index::
+   pair: files; appending
+   single: log file; appending from several tasks
+
 Mode ``"a"`` writes at the end of the file, whatever else has been written
 to it meanwhile.  :func:`append_lines` adds complete lines with a single write,
 so that two tasks appending to the same log do not interleave halves of their
@@ -79,14 +106,25 @@ records.
 Replacing a file atomically
 ---------------------------
 
+.. index::
+   pair: atomic write; files
+   single: os.replace
+   single: fsync
+
 Writing a file in place is not safe: a crash, an exception or a cancellation
 half-way leaves it truncated, and a reader may see it half-written.
 :func:`atomic_write_text` and :func:`atomic_writer` write to a temporary file in
 the same directory and rename it over the target only when all the text is on
 disk, so readers see the old file or the new one, never a mixture.
+:func:`recipes.http_client.download` in the :doc:`/recipes/http_client`
+chapter does the same for downloads.
 
 Opening files in code that may be cancelled
 -------------------------------------------
+
+.. index::
+   pair: cancellation; open files
+   single: warnings; ResourceWarning: unclosed file
 
 aiofiles opens a file in a worker thread.  If the task is cancelled while it
 waits for that thread (a timeout firing, a server shutting down), the thread
@@ -106,10 +144,17 @@ thread, and a cancellation that arrives while it waits in that queue (a
 second cancellation during the cleanup of the first, say) withdraws it, so
 the file is never closed.  :func:`cancel_safe` therefore finishes both waits,
 for the open and for the close, whatever cancellations arrive meanwhile, and
-lets the cancellation continue afterwards.
+lets the cancellation continue afterwards.  The :doc:`/recipes/cancellation`
+chapter explains the general pattern: cleanup that must finish even when the
+task that runs it is cancelled again.
 
 When a thread is simpler than aiofiles
 --------------------------------------
+
+.. index::
+   single: asyncio.to_thread
+   pair: blocking code; threads
+   single: run_in_executor
 
 aiofiles pays a thread round trip per call.  For work that is one blocking
 step anyway (read a whole small file, parse it, write it back, walk a
@@ -118,6 +163,12 @@ trip and lets you use the ordinary synchronous APIs, :mod:`pathlib` and
 :mod:`json` included.  :func:`run_in_thread` is :func:`asyncio.to_thread` with
 a fallback for Python 3.8, and :func:`read_json` and :func:`write_json` are
 built on it and on :func:`atomic_write_text`.
+
+The :doc:`/recipes/coroutines` chapter has the same helper,
+:func:`recipes.coroutines.run_in_thread`, and shows why blocking calls stall
+the loop in the first place.  The two do the same job: use the one in the
+module you copied (this one is here so that ``files.py`` needs nothing else
+from the cookbook).
 
 .. versionadded:: 3.9
 
@@ -130,6 +181,7 @@ Putting it together
 A settings file is read with a clear error if it is broken, updated, and
 written back atomically; a log gets one line per change:
 
+>>> from recipes.files import append_lines, read_json, write_json
 >>> settings = os.path.join(tmp.name, "settings.json")
 >>> log = os.path.join(tmp.name, "changes.log")
 >>> await write_json(settings, {"theme": "dark", "size": 12})
@@ -141,8 +193,20 @@ written back atomically; a log gets one line per change:
 >>> await read_json(settings), await read_text(log)
 ({'theme': 'dark', 'size': 14}, 'size: 12 -> 14\\n')
 >>> sorted(os.listdir(tmp.name))
-['changes.log', 'notes.txt', 'settings.json']
+['changes.log', 'menu.txt', 'notes.txt', 'settings.json']
 >>> tmp.cleanup()
+
+See also
+--------
+
+* :doc:`/recipes/coroutines`: why a blocking call stalls the event loop, and
+  :func:`recipes.coroutines.run_in_thread`.
+* :doc:`/recipes/cancellation`: cleanup that survives a cancellation.
+* :doc:`/recipes/http_client`: streaming a download into a file.
+* aiofiles: its `README <https://github.com/Tinche/aiofiles#readme>`_ lists
+  the file operations it wraps.
+* Python: :func:`asyncio.to_thread` and :ref:`python:asyncio-handle-blocking`,
+  :func:`os.replace` and :func:`os.fsync`, :ref:`python:utf8-mode`.
 """
 
 from __future__ import annotations
@@ -236,6 +300,7 @@ async def read_text(
     """Read a whole text file, with an error naming the file and line if it does not decode.
 
     >>> import os, tempfile
+    >>> from recipes.files import read_text
     >>> tmp = tempfile.TemporaryDirectory()
     >>> path = os.path.join(tmp.name, "menu.txt")
     >>> with open(path, "wb") as f:
@@ -249,8 +314,9 @@ async def read_text(
     >>> await read_text(path)  # doctest: +NORMALIZE_WHITESPACE
     Traceback (most recent call last):
     ...
-    recipes.files.TextDecodeError: .../menu.txt, line 2: b'\\xe9' is not valid utf-8
-    (invalid continuation byte); pass the file's real encoding, or errors='replace'
+    recipes.files.TextDecodeError: .../menu.txt, line 2: b'\\xe9' is not
+    valid utf-8 (invalid continuation byte); pass the file's real encoding,
+    or errors='replace'
 
     ``errors="replace"`` puts U+FFFD in place of each undecodable byte; a
     missing file raises :exc:`FileNotFoundError`, which names the file too:
@@ -291,6 +357,7 @@ async def iter_lines(
     over a file opened with :func:`open`:
 
     >>> import os, tempfile
+    >>> from recipes.files import iter_lines
     >>> tmp = tempfile.TemporaryDirectory()
     >>> path = os.path.join(tmp.name, "numbers.txt")
     >>> with open(path, "w", encoding="utf-8") as f:
@@ -333,8 +400,9 @@ async def iter_lines(
     ...     seen.append(line)
     Traceback (most recent call last):
     ...
-    recipes.files.TextDecodeError: .../numbers.txt, line 3: b'\\xff' is not valid utf-8
-    (invalid start byte); pass the file's real encoding, or errors='replace'
+    recipes.files.TextDecodeError: .../numbers.txt, line 3: b'\\xff' is not
+    valid utf-8 (invalid start byte); pass the file's real encoding, or
+    errors='replace'
     >>> seen
     ['ok\\n', 'also ok\\n']
     >>> tmp.cleanup()
@@ -389,6 +457,7 @@ async def append_lines(
     """Append whole lines to a text file in one write; return how many were written.
 
     >>> import os, tempfile
+    >>> from recipes.files import append_lines, read_text
     >>> tmp = tempfile.TemporaryDirectory()
     >>> log = os.path.join(tmp.name, "app.log")
     >>> await append_lines(log, ["started", "listening on 8080"])
@@ -409,10 +478,11 @@ async def append_lines(
     Traceback (most recent call last):
     ...
     ValueError: line 2 contains a line break: 'two\\nlines'
-    >>> await append_lines(log, "stopped")
+    >>> await append_lines(log, "stopped")  # doctest: +NORMALIZE_WHITESPACE
     Traceback (most recent call last):
     ...
-    TypeError: lines must be an iterable of str, not a str; wrap a single line in a list
+    TypeError: lines must be an iterable of str, not a str;
+    wrap a single line in a list
     >>> tmp.cleanup()
 
     Each call hands all its lines to the operating system in one write, at
@@ -490,6 +560,7 @@ async def atomic_writer(
     once when the ``async with`` block ends without an error:
 
     >>> import os, tempfile
+    >>> from recipes.files import atomic_writer, read_text
     >>> tmp = tempfile.TemporaryDirectory()
     >>> report = os.path.join(tmp.name, "report.csv")
     >>> async with atomic_writer(report) as f:
@@ -566,6 +637,7 @@ async def atomic_write_text(
     """Replace the contents of ``path`` with ``text``, all at once or not at all.
 
     >>> import os, tempfile
+    >>> from recipes.files import atomic_write_text, read_text
     >>> tmp = tempfile.TemporaryDirectory()
     >>> path = os.path.join(tmp.name, "greeting.txt")
     >>> await atomic_write_text(path, "hello\\n")
@@ -578,7 +650,7 @@ async def atomic_write_text(
     >>> await atomic_write_text(path, "naïve\\n", encoding="ascii")
     Traceback (most recent call last):
     ...
-    UnicodeEncodeError: 'ascii' codec can't encode character '\\xef' in position 2: ...
+    UnicodeEncodeError: 'ascii' codec can't encode character '\\xef' in ...
     >>> await read_text(path), os.listdir(tmp.name)
     ('hello\\n', ['greeting.txt'])
     >>> tmp.cleanup()
@@ -598,7 +670,9 @@ async def cancel_safe(opening: Awaitable[F]) -> AsyncIterator[F]:
 
     Wrap the ``aiofiles.open(...)`` call you would have written:
 
-    >>> import os, tempfile
+    >>> import asyncio, os, tempfile
+    >>> import aiofiles
+    >>> from recipes.files import cancel_safe
     >>> tmp = tempfile.TemporaryDirectory()
     >>> path = os.path.join(tmp.name, "data.txt")
     >>> async with cancel_safe(aiofiles.open(path, "w", encoding="utf-8")) as f:
@@ -680,10 +754,12 @@ async def run_in_thread(func: Callable[..., T], /, *args: Any, **kwargs: Any) ->
 
     >>> import tempfile
     >>> from pathlib import Path
+    >>> from recipes.files import run_in_thread
     >>> tmp = tempfile.TemporaryDirectory()
     >>> folder = Path(tmp.name)
     >>> for name in ["b.txt", "a.txt", "c.log"]:
-    ...     _ = await run_in_thread((folder / name).write_text, name, encoding="utf-8")
+    ...     path = folder / name
+    ...     _ = await run_in_thread(path.write_text, name, encoding="utf-8")
     >>> await run_in_thread(lambda: sorted(p.name for p in folder.glob("*.txt")))
     ['a.txt', 'b.txt']
 
@@ -699,6 +775,9 @@ async def run_in_thread(func: Callable[..., T], /, *args: Any, **kwargs: Any) ->
     does.  Cancelling the awaiting task does not stop the thread: the
     function runs to the end and its result is dropped, so keep the work
     short or make it check a flag.
+
+    :func:`recipes.coroutines.run_in_thread` is the same helper in the
+    :doc:`/recipes/coroutines` chapter; either one will do.
     """
     if sys.version_info >= (3, 9):
         return await asyncio.to_thread(func, *args, **kwargs)
@@ -721,6 +800,7 @@ async def read_json(path: Union[str, os.PathLike[str]], *, encoding: str = "utf-
     """Load a JSON file in a worker thread; a syntax error names the file.
 
     >>> import os, tempfile
+    >>> from recipes.files import read_json, write_json
     >>> tmp = tempfile.TemporaryDirectory()
     >>> path = os.path.join(tmp.name, "config.json")
     >>> await write_json(path, {"debug": False, "workers": 4})
@@ -732,10 +812,11 @@ async def read_json(path: Union[str, os.PathLike[str]], *, encoding: str = "utf-
 
     >>> with open(path, "w", encoding="utf-8") as f:
     ...     _ = f.write('{"debug": false,\\n "workers": }')
-    >>> await read_json(path)
+    >>> await read_json(path)  # doctest: +NORMALIZE_WHITESPACE
     Traceback (most recent call last):
     ...
-    json.decoder.JSONDecodeError: .../config.json: Expecting value: line 2 column 13 (char 29)
+    json.decoder.JSONDecodeError: .../config.json: Expecting value:
+    line 2 column 13 (char 29)
     >>> tmp.cleanup()
 
     Reading and parsing happen in one thread round trip; for a file of
@@ -755,6 +836,7 @@ async def write_json(
     """Write ``data`` as JSON, replacing the file atomically.
 
     >>> import os, tempfile
+    >>> from recipes.files import read_json, read_text, write_json
     >>> tmp = tempfile.TemporaryDirectory()
     >>> path = os.path.join(tmp.name, "state.json")
     >>> await write_json(path, {"name": "Zoë", "tags": ["a", "b"]}, indent=None)
@@ -782,6 +864,8 @@ async def write_json(
     ...     print(str(exc).partition(" when ")[2])  # doctest: +PY314
     serializing dict item 'when' when serializing dict item 'user'
     >>> tmp.cleanup()
+
+    .. index:: single: error messages; dictionary changed size during iteration
 
     The data is serialised on the event loop, not in a thread: another task
     could change a dict while a thread is walking it (``RuntimeError:

@@ -1,20 +1,23 @@
-"""Run several awaitables at the same time and collect what they return.
-
-:func:`asyncio.gather` is the everyday tool for this: hand it a few
-coroutines, await it once, and get a list of results back. It is also easy to
-misuse. Its results come back in argument order, which is usually what you
-want, but its failure handling is surprising: when one awaitable fails, the
-others are *not* stopped, and a cancelled child shows up in
-``return_exceptions=True`` results as an object that ``isinstance(r,
-Exception)`` does not catch. This chapter shows the behaviour of
-:func:`asyncio.gather` and :func:`asyncio.as_completed` and adds three small
-helpers: :func:`split_results` sorts the output of ``return_exceptions=True``,
+"""You have a few independent awaitables and want every one of their results.
+:func:`asyncio.gather` is the everyday tool for this: hand it the coroutines,
+await it once, and get a list of results back. It is also easy to misuse. Its
+results come back in argument order, which is usually what you want, but its
+failure handling is surprising: when one awaitable fails, the others are
+*not* stopped, and a cancelled child shows up in ``return_exceptions=True``
+results as an object that ``isinstance(r, Exception)`` does not catch. This
+chapter shows the behaviour of :func:`asyncio.gather` and
+:func:`asyncio.as_completed` and adds three small helpers:
+:func:`split_results` sorts the output of ``return_exceptions=True``,
 :func:`gather_or_cancel` stops the others as soon as one fails, and
 :func:`map_concurrently` applies a coroutine function to many items with a
 concurrency limit while keeping the results in input order.
 
 Collecting results in argument order
 ------------------------------------
+
+.. index::
+   single: gather; results in argument order
+   single: concurrency; running coroutines at the same time
 
 You have three independent requests and want all three answers. Awaiting them
 one after another takes the sum of their durations; :func:`asyncio.gather`
@@ -23,14 +26,18 @@ The results arrive in the order the awaitables were *passed*, not the order in
 which they *finished*:
 
 >>> import asyncio
->>> from recipes.gathering import gather_or_cancel, map_concurrently, split_results
+>>> from recipes.gathering import (
+...     gather_or_cancel, map_concurrently, split_results
+... )
 >>> async def fetch(name, delay, fail=False):
 ...     await asyncio.sleep(delay)
 ...     if fail:
 ...         raise ValueError(f"{name} failed")
 ...     print(f"{name} done")
 ...     return name.upper()
->>> await asyncio.gather(fetch("slow", 0.3), fetch("fast", 0.1), fetch("mid", 0.2))
+>>> await asyncio.gather(
+...     fetch("slow", 0.3), fetch("fast", 0.1), fetch("mid", 0.2)
+... )
 fast done
 mid done
 slow done
@@ -39,10 +46,15 @@ slow done
 So ``results[i]`` always belongs to the ``i``-th argument, and you can ``zip``
 the results with the inputs safely. Coroutines passed to
 :func:`asyncio.gather` are wrapped in tasks for you; tasks you created yourself
-can be passed too.
+can be passed too (the :doc:`/recipes/tasks` chapter shows how to start and
+name them).
 
 Keeping going when some fail
 ----------------------------
+
+.. index::
+   pair: gather; return_exceptions
+   single: CancelledError; in gather results
 
 By default the first exception propagates out of :func:`asyncio.gather`. With
 ``return_exceptions=True`` every awaitable runs to the end and exceptions are
@@ -66,15 +78,26 @@ a done
 >>> doomed = asyncio.create_task(fetch("doomed", 1))
 >>> doomed.cancel()
 True
->>> results = await asyncio.gather(fetch("c", 0.1), doomed, return_exceptions=True)
+>>> results = await asyncio.gather(
+...     fetch("c", 0.1), doomed, return_exceptions=True
+... )
 c done
->>> [r for r in results if not isinstance(r, Exception)]  # wrong: keeps the cancellation
+>>> values = [r for r in results if not isinstance(r, Exception)]
+>>> values  # wrong: the cancellation passed as a value
 ['C', CancelledError(...)]
 >>> split_results(results)
 (['C'], [CancelledError(...)])
 
+The :doc:`/recipes/errors` chapter goes on from here: how exceptions travel
+through ``await``, :func:`asyncio.wait` and task groups.
+
 Stopping the others when one fails
 ----------------------------------
+
+.. index::
+   single: gather; the others keep running after a failure
+   single: fail fast; gather_or_cancel
+   single: error messages; Task was destroyed but it is pending!
 
 Without ``return_exceptions``, :func:`asyncio.gather` raises the first
 exception as soon as it happens, and that is all it does.
@@ -120,6 +143,7 @@ True
    exit before all of them are finished. It raises an :exc:`ExceptionGroup`
    holding *every* failure, which you handle with ``except*``. On 3.8–3.10
    use :func:`gather_or_cancel` (or the ``taskgroup`` backport from PyPI).
+   The :doc:`/recipes/task_groups` chapter covers groups in depth.
 
 >>> try:  # doctest: +PY311
 ...     async with asyncio.TaskGroup() as group:
@@ -131,6 +155,9 @@ raised: (ValueError('bad failed'),)
 
 Cancelling a whole gather
 -------------------------
+
+.. index::
+   pair: gather; cancellation
 
 :func:`asyncio.gather` returns a future. Cancelling *that* future cancels every
 child that has not finished yet, and awaiting it then raises
@@ -159,16 +186,22 @@ The reverse is different: if one *child* is cancelled from outside, the gather
 is not cancelled. Without ``return_exceptions`` it raises
 :exc:`asyncio.CancelledError` to the caller (the others keep running, as with
 any failure); with it, the ``CancelledError`` lands in the results as shown
-above.
+above. The :doc:`/recipes/cancellation` chapter follows a cancellation from
+the task that receives it to the code that awaits it.
 
 Handling results as they finish
 -------------------------------
+
+.. index::
+   single: as_completed; results in completion order
+   single: TimeoutError; as_completed
 
 Sometimes you want to act on each result as soon as it is ready, say to show
 progress or to start follow-up work early. :func:`asyncio.as_completed` yields
 awaitables in *completion* order; awaiting each one gives the next result:
 
->>> for next_done in asyncio.as_completed([fetch("slow", 0.3), fetch("fast", 0.1)]):
+>>> coros = [fetch("slow", 0.3), fetch("fast", 0.1)]
+>>> for next_done in asyncio.as_completed(coros):
 ...     print("got", await next_done)
 fast done
 got FAST
@@ -183,28 +216,34 @@ Its ``timeout=`` is a deadline for the whole loop: once it passes, awaiting the
 next item raises :exc:`asyncio.TimeoutError`. The unfinished awaitables are not
 cancelled; that is your job, which is one more reason to pass tasks you hold:
 
->>> tasks = [asyncio.create_task(fetch("quick", 0.1)), asyncio.create_task(fetch("stuck", 10))]
+>>> quick = asyncio.create_task(fetch("quick", 0.1))
+>>> stuck = asyncio.create_task(fetch("stuck", 10))
 >>> try:
-...     for next_done in asyncio.as_completed(tasks, timeout=0.3):
+...     for next_done in asyncio.as_completed([quick, stuck], timeout=0.3):
 ...         print("got", await next_done)
 ... except asyncio.TimeoutError:
-...     print("gave up; stuck is still running:", not tasks[1].done())
+...     print("gave up; stuck is still running:", not stuck.done())
 quick done
 got QUICK
 gave up; stuck is still running: True
->>> tasks[1].cancel()
+>>> stuck.cancel()
 True
->>> _ = await asyncio.gather(*tasks, return_exceptions=True)  # wait until it has stopped
+>>> _ = await asyncio.gather(quick, stuck, return_exceptions=True)
+
+The last line waits until ``stuck`` has stopped.
 
 .. versionadded:: 3.13
 
    :func:`asyncio.as_completed` also supports ``async for``. That form yields
    the original tasks (and wraps coroutines in tasks it yields), so you can
    tell which input finished. On older versions use the plain ``for`` loop
-   above, or the :func:`asyncio.wait` loop of the *Waiting for tasks* chapter.
+   above, or the :func:`asyncio.wait` loop of
+   :ref:`recipes/waiting:Reporting progress while waiting`.
 
->>> named = [asyncio.create_task(asyncio.sleep(d, result=d), name=n)  # doctest: +PY313
-...          for n, d in [("second", 0.2), ("first", 0.1)]]
+>>> named = [  # doctest: +PY313
+...     asyncio.create_task(asyncio.sleep(d, result=d), name=n)
+...     for n, d in [("second", 0.2), ("first", 0.1)]
+... ]
 >>> async for task in asyncio.as_completed(named):  # doctest: +PY313
 ...     print(task.get_name(), task.result())
 first 0.1
@@ -212,6 +251,10 @@ second 0.2
 
 Applying one coroutine function to many items
 ---------------------------------------------
+
+.. index::
+   single: concurrency limit; map_concurrently
+   pair: bounded concurrency; results in input order
 
 ``await asyncio.gather(*(download(url) for url in urls))`` starts *every*
 download at once. With ten URLs that is fine; with ten thousand it opens ten
@@ -229,6 +272,15 @@ results in input order, and cancels the remaining work at the first failure:
 >>> round(loop.time() - start, 1)  # two rounds of four
 0.2
 
+The limiting chapter's :func:`recipes.limiting.bounded_gather` does the same
+job with a different call: use :func:`map_concurrently` when one coroutine
+function is applied to every item of an iterable (a generator of a million
+items is consumed as the workers go), and
+:func:`~recipes.limiting.bounded_gather` when the jobs are different
+awaitables or factories, or when failures should come back in place of
+results (``return_exceptions=True``). The :doc:`/recipes/limiting` chapter
+also bounds the *rate* of calls, which a concurrency limit does not.
+
 Which one to use
 ----------------
 
@@ -237,22 +289,45 @@ Which one to use
   :func:`gather_or_cancel`.
 * Every outcome, failures included: ``gather(..., return_exceptions=True)``
   plus :func:`split_results`.
-* Many items, bounded concurrency: :func:`map_concurrently`.
+* Many items, bounded concurrency: :func:`map_concurrently`, or
+  :func:`recipes.limiting.bounded_gather` for a mix of jobs.
 * Results as they arrive: :func:`asyncio.as_completed`.
+* The first result only, the others cancelled:
+  :doc:`/recipes/waiting`.
 * Plain :func:`asyncio.gather` without ``return_exceptions`` is fine only when
   a failure may leave the others running (short, side-effect-free work).
 
 A short session
 ---------------
 
+>>> import asyncio
+>>> from recipes.gathering import gather_or_cancel, split_results
 >>> async def price(item):
 ...     await asyncio.sleep(0.1)
 ...     return {"tea": 3, "cake": 5}[item]
 >>> await gather_or_cancel(price("tea"), price("cake"))
 [3, 5]
->>> results = await asyncio.gather(price("tea"), price("pie"), return_exceptions=True)
+>>> results = await asyncio.gather(
+...     price("tea"), price("pie"), return_exceptions=True
+... )
 >>> split_results(results)
 ([3], [KeyError('pie')])
+
+See also
+--------
+
+* :doc:`/recipes/task_groups`: :class:`asyncio.TaskGroup`, the structured
+  way to run a set of tasks that fail together, and its backport.
+* :doc:`/recipes/waiting`: :func:`asyncio.wait`, the first result wins,
+  progress while waiting.
+* :doc:`/recipes/limiting`: semaphores, :func:`~recipes.limiting.bounded_gather`
+  and rate limits.
+* :doc:`/recipes/errors`: exceptions from many tasks, ``ExceptionGroup`` and
+  ``except*``.
+* :doc:`/recipes/cancellation`: what cancelling a gather does to its
+  children, and how they clean up.
+* Python documentation: :func:`asyncio.gather`, :func:`asyncio.as_completed`
+  and :ref:`python:taskgroups` in :doc:`python:library/asyncio-task`.
 """
 
 from __future__ import annotations
@@ -287,6 +362,7 @@ def split_results(
 
     Both lists keep the original order:
 
+    >>> from recipes.gathering import split_results
     >>> split_results([1, ValueError("bad"), 3])
     ([1, 3], [ValueError('bad')])
 
@@ -294,6 +370,7 @@ def split_results(
     instance, which is a :exc:`BaseException` but not an :exc:`Exception`
     (since Python 3.8). It counts as an error here:
 
+    >>> import asyncio
     >>> split_results(["ok", asyncio.CancelledError()])
     (['ok'], [CancelledError()])
 
@@ -359,6 +436,8 @@ async def gather_or_cancel(*aws: Awaitable[T]) -> List[T]:
     On success it behaves like :func:`asyncio.gather`: results come back in
     argument order.
 
+    >>> import asyncio
+    >>> from recipes.gathering import gather_or_cancel
     >>> async def answer(value, delay):
     ...     await asyncio.sleep(delay)
     ...     return value
@@ -397,7 +476,7 @@ async def gather_or_cancel(*aws: Awaitable[T]) -> List[T]:
     >>> await gather_or_cancel(answer("a", 0.1), answer)
     Traceback (most recent call last):
     ...
-    TypeError: gather_or_cancel() needs awaitables ..., not 'function' (argument 1); did you ...
+    TypeError: gather_or_cancel() needs awaitables ... did you forget to call it?
     """
     _check_awaitables("gather_or_cancel", aws)
     if not aws:
@@ -429,6 +508,8 @@ async def map_concurrently(
 ) -> List[R]:
     """Await ``func(item)`` for every item, at most ``limit`` at a time; results in input order.
 
+    >>> import asyncio
+    >>> from recipes.gathering import map_concurrently
     >>> async def double(n):
     ...     await asyncio.sleep(0.1)
     ...     return 2 * n
@@ -455,6 +536,10 @@ async def map_concurrently(
     Traceback (most recent call last):
     ...
     ValueError: limit must be a positive integer, got 0
+
+    :func:`recipes.limiting.bounded_gather` is the choice for a mix of
+    different jobs, or to get failures back in place of results; see
+    :ref:`recipes/gathering:Applying one coroutine function to many items`.
     """
     if not callable(func):
         raise TypeError(f"func must be a coroutine function, got {type(func).__name__!r}")

@@ -1,6 +1,4 @@
-"""HTTP clients with aiohttp.
-
-An HTTP call is the most common thing an asyncio program waits for, and
+"""An HTTP call is the most common thing an asyncio program waits for, and
 :mod:`aiohttp` makes the first request easy: open a
 :class:`aiohttp.ClientSession`, ``await session.get(url)``, done.  The
 trouble starts in production.  A session per request throws away the
@@ -12,13 +10,23 @@ recipe you can copy.  It needs ``aiohttp`` (3.9 or newer), and the download
 recipe also ``aiofiles``: ``pip install aiohttp aiofiles`` (or
 ``pip install asyncio-cookbook[http,files]``).
 
-Every example talks to a small local demo server, never to the internet:
-``base_url`` below is something like ``http://127.0.0.1:8080``.  To follow
-along, run ``python -m tests.http_server`` in a checkout of the cookbook's
-repository; it serves the same routes on port 8080.
+Every example talks to a small local demo server, never to the internet.
+``base_url`` is the address of the demo HTTP server (``dsn`` of a PostgreSQL
+server): in your own session start them with ``python -m tests.demo_servers``
+from a checkout and paste the two lines it prints.  This chapter needs only
+the first line; ``python -m tests.demo_servers --no-postgres`` starts the HTTP
+server alone.  (When the examples run as tests, each docstring gets a fresh
+copy of the server and ``base_url`` is set for it.)
 
 Sharing one session across the application
 ------------------------------------------
+
+.. index::
+   single: aiohttp; ClientSession
+   pair: connection pool; aiohttp
+   single: warnings; Unclosed client session
+   single: warnings; Unclosed connector
+   single: error messages; Event loop is closed
 
 A :class:`aiohttp.ClientSession` is not a single request: it owns a connection
 pool, cookies and default headers, and it is meant to live as long as your
@@ -26,6 +34,9 @@ application.  Create one at start-up (inside a coroutine, because it binds to
 the running loop), pass it to whatever makes requests, and close it at the
 end.  :func:`make_session` builds one with sensible limits and timeouts:
 
+>>> import asyncio
+>>> import aiohttp
+>>> from recipes.http_client import fetch_json, make_session
 >>> session = make_session()
 >>> await fetch_json(session, f"{base_url}/json")
 {'message': 'hello', 'items': [1, 2, 3]}
@@ -56,6 +67,12 @@ code that uses it, so the session is closed even when that code fails.
 Setting timeouts
 ----------------
 
+.. index::
+   single: aiohttp; ClientTimeout
+   pair: timeouts; HTTP requests
+   single: error messages; timeout parameter cannot be of <class 'int'> type
+   pair: TimeoutError; asyncio.TimeoutError
+
 Without limits, a request to a server that accepted the connection and then
 went quiet waits five minutes (aiohttp's default total timeout is 300 seconds).
 Give every session an :class:`aiohttp.ClientTimeout`: ``total`` bounds the
@@ -64,7 +81,8 @@ a free slot in the pool), ``sock_connect`` the TCP connect itself and
 ``sock_read`` the longest silence between two pieces of the answer.  When a
 limit passes, aiohttp raises :exc:`asyncio.TimeoutError` (or a subclass):
 
->>> async with make_session(timeout=aiohttp.ClientTimeout(total=0.5)) as session:
+>>> quick = aiohttp.ClientTimeout(total=0.5)
+>>> async with make_session(timeout=quick) as session:
 ...     try:
 ...         await fetch_json(session, f"{base_url}/slow?delay=2")
 ...     except asyncio.TimeoutError:
@@ -74,9 +92,11 @@ no answer within 0.5 s
 A single request can override the session's limits with its own
 :class:`aiohttp.ClientTimeout`:
 
->>> async with make_session(timeout=aiohttp.ClientTimeout(total=0.2)) as session:
-...     await fetch_json(session, f"{base_url}/slow?delay=0.3",
-...                      timeout=aiohttp.ClientTimeout(total=2))
+>>> strict = aiohttp.ClientTimeout(total=0.2)
+>>> patient = aiohttp.ClientTimeout(total=2)
+>>> async with make_session(timeout=strict) as session:
+...     url = f"{base_url}/slow?delay=0.3"
+...     await fetch_json(session, url, timeout=patient)
 {'delay': 0.3}
 
 .. important::
@@ -92,10 +112,17 @@ A single request can override the session's limits with its own
    :exc:`asyncio.TimeoutError` became an alias of the built-in
    :exc:`TimeoutError`.  On Python 3.8–3.10 they are different classes and
    ``except TimeoutError`` does not catch aiohttp's timeouts; write ``except
-   asyncio.TimeoutError``, which works on every version.
+   asyncio.TimeoutError``, which works on every version.  The
+   :doc:`/recipes/timeouts` chapter has the whole story, and timeouts for
+   code other than requests.
 
 Treating error statuses as errors
 ---------------------------------
+
+.. index::
+   single: aiohttp; raise_for_status
+   single: aiohttp; ClientResponseError
+   single: HTTP status; 4xx and 5xx as errors
 
 A 404 or a 500 is, for aiohttp, a perfectly good response: ``session.get``
 returns it and your code carries on with an error page in hand.  Call
@@ -113,20 +140,51 @@ returns it and your code carries on with an error page in hand.  Call
 Decoding JSON with a clear error
 --------------------------------
 
+.. index::
+   single: JSON; invalid HTTP response
+   single: aiohttp; ContentTypeError
+   single: error messages; Attempt to decode JSON with unexpected mimetype
+   single: error messages; Expecting value: line 1 column 1 (char 0)
+
 ``await response.json()`` fails with a :class:`json.JSONDecodeError` that
-names neither the URL nor what came back, or with
-:exc:`aiohttp.ContentTypeError` when the server sent an HTML error page.
-:func:`fetch_json` raises :class:`InvalidJSONResponse` instead, with the URL,
-the reason and the start of the body in its message.
+names neither the URL nor what came back (``Expecting value: line 1 column 1
+(char 0)``), or with :exc:`aiohttp.ContentTypeError` (``Attempt to decode JSON
+with unexpected mimetype: text/html``) when the server sent an HTML error
+page.  :func:`fetch_json` raises :class:`InvalidJSONResponse` instead, with
+the URL, the reason and the start of the body in its message:
+
+>>> from recipes.http_client import InvalidJSONResponse
+>>> async with make_session() as session:
+...     try:
+...         await fetch_json(session, f"{base_url}/html")
+...     except InvalidJSONResponse as exc:
+...         print(f"{exc.status}, but not JSON: {exc.body_start[:15]!r}")
+200, but not JSON: '<!doctype html>'
 
 Fetching many URLs under a concurrency limit
 --------------------------------------------
+
+.. index::
+   pair: concurrency limit; HTTP requests
+   single: aiohttp; TCPConnector limit
 
 ``await asyncio.gather(*(fetch(url) for url in urls))`` starts every request at
 once and, without ``return_exceptions=True``, the first failure hides the other
 results.  :func:`fetch_all` keeps at most ``limit`` requests in flight and
 returns one :class:`FetchResult` per URL, in order, holding either the value or
-the error.
+the error:
+
+>>> from recipes.http_client import fetch_all
+>>> urls = [f"{base_url}/users/{n}" for n in (1, 0, 2)]
+>>> async with make_session() as session:
+...     results = await fetch_all(session, urls, limit=2)
+>>> [result.value if result.ok else result.error.status for result in results]
+[{'id': 1, 'name': 'user-1'}, 404, {'id': 2, 'name': 'user-2'}]
+
+It is the HTTP form of the general recipes of the :doc:`/recipes/limiting`
+chapter (:func:`recipes.limiting.bounded_gather`) and of
+:func:`recipes.gathering.map_concurrently`, with one result per URL instead
+of an exception that ends the batch.
 
 .. important::
 
@@ -140,18 +198,43 @@ the error.
 Retrying with exponential backoff
 ---------------------------------
 
+.. index::
+   single: retry; HTTP requests
+   single: exponential backoff
+   single: Retry-After header
+   single: jitter
+
 Deploys, overloaded servers and dropped connections produce errors that are
 gone a second later.  :func:`with_retries` calls a request function again after
 a 5xx status, a dropped connection or a timeout, waiting longer each time;
-it never retries a 4xx status, which will fail the same way next time.
+it never retries a 4xx status, which will fail the same way next time:
+
+>>> from recipes.http_client import with_retries
+>>> async with make_session() as session:
+...     url = f"{base_url}/flaky?key=intro&failures=2"
+...     await with_retries(lambda: fetch_json(session, url), base_delay=0.1)
+{'key': 'intro', 'attempts': 3}
+
+The :doc:`/recipes/errors` chapter has a general-purpose
+:func:`recipes.errors.retry`: use it for anything that is not an aiohttp
+request (a database call, a message broker), where you name the exceptions
+worth retrying yourself; use :func:`with_retries` for HTTP, because it knows
+which statuses and errors are transient and honours ``Retry-After``.
 
 Streaming a large download to a file
 ------------------------------------
 
+.. index::
+   single: download; streaming to a file
+   pair: atomic rename; download
+   single: error messages; Response payload is not completed
+
 ``await response.read()`` holds the whole body in memory.  :func:`download`
 streams it in chunks to a temporary file next to the target and renames it
 into place only when everything arrived, so an interrupted download never
-leaves a torn file behind.
+leaves a torn file behind.  The :doc:`/recipes/files` chapter explains the
+atomic replacement (:func:`recipes.files.atomic_writer`) and the other file
+operations that aiofiles moves off the event loop.
 
 Putting it together
 -------------------
@@ -160,14 +243,36 @@ One session, a limit on concurrency, retries for the transient errors and a
 result per URL:
 
 >>> async def fetch_user(session, url):
-...     return await with_retries(lambda: fetch_json(session, url), base_delay=0.1)
+...     return await with_retries(
+...         lambda: fetch_json(session, url), base_delay=0.1
+...     )
 >>> async def user_names(base_url, ids):
 ...     async with make_session() as session:
 ...         urls = [f"{base_url}/users/{i}" for i in ids]
 ...         results = await fetch_all(session, urls, limit=2, fetch=fetch_user)
-...     return [r.value["name"] if r.ok else f"failed: {r.error.status}" for r in results]
+...     return [
+...         r.value["name"] if r.ok else f"failed: {r.error.status}"
+...         for r in results
+...     ]
 >>> await user_names(base_url, [1, 2, 0, 3])
 ['user-1', 'user-2', 'failed: 404', 'user-3']
+
+See also
+--------
+
+* :doc:`/recipes/limiting` and :doc:`/recipes/gathering`: running many
+  coroutines under a limit, and collecting their results and errors.
+* :doc:`/recipes/errors`: :func:`recipes.errors.retry` for anything that is
+  not an HTTP request.
+* :doc:`/recipes/timeouts`: deadlines for whole operations, and the two
+  ``TimeoutError`` classes.
+* :doc:`/recipes/files`: aiofiles, and replacing a file atomically.
+* :doc:`/recipes/crawler`: a whole program that shares one session among
+  a pool of workers.
+* aiohttp: :doc:`aiohttp:client_quickstart`, :doc:`aiohttp:client_advanced`
+  (sessions, connectors, timeouts) and :doc:`aiohttp:client_reference`.
+* Python: :doc:`python:library/asyncio-task` (tasks, ``gather``,
+  ``asyncio.timeout``) and :ref:`python:asyncio-exceptions`.
 """
 
 from __future__ import annotations
@@ -239,6 +344,7 @@ def make_session(
     Call it inside a coroutine (the session binds to the running loop) and
     close the session when the application stops; ``async with`` does both:
 
+    >>> from recipes.http_client import fetch_json, make_session
     >>> async with make_session() as session:
     ...     await fetch_json(session, f"{base_url}/users/1")
     {'id': 1, 'name': 'user-1'}
@@ -250,10 +356,11 @@ def make_session(
     ``raise_for_status=False``.  A timeout given as a number is refused before
     anything is created:
 
-    >>> make_session(timeout=5)
+    >>> make_session(timeout=5)  # doctest: +NORMALIZE_WHITESPACE
     Traceback (most recent call last):
     ...
-    TypeError: timeout must be an aiohttp.ClientTimeout, e.g. aiohttp.ClientTimeout(total=5), not 5
+    TypeError: timeout must be an aiohttp.ClientTimeout,
+    e.g. aiohttp.ClientTimeout(total=5), not 5
     """
     if not isinstance(timeout, aiohttp.ClientTimeout):
         raise TypeError(
@@ -305,6 +412,9 @@ async def fetch_json(
 ) -> Any:
     """GET ``url`` and decode its JSON body, with a clear error when it is not JSON.
 
+    >>> from recipes.http_client import (
+    ...     InvalidJSONResponse, fetch_json, make_session,
+    ... )
     >>> async with make_session() as session:
     ...     await fetch_json(session, f"{base_url}/users/42")
     {'id': 42, 'name': 'user-42'}
@@ -317,8 +427,9 @@ async def fetch_json(
     ...         await fetch_json(session, f"{base_url}/malformed")
     ...     except InvalidJSONResponse as exc:
     ...         print(exc)  # doctest: +NORMALIZE_WHITESPACE
-    GET http://127.0.0.1:.../malformed: invalid JSON (Expecting value: line 1 column 12
-    (char 11)); the body starts with '{"broken": '
+    GET http://127.0.0.1:.../malformed: invalid JSON
+    (Expecting value: line 1 column 12 (char 11));
+    the body starts with '{"broken": '
 
     So does a body of another content type, typically an HTML error page from
     a proxy; pass ``check_content_type=False`` for a server that sends JSON
@@ -329,7 +440,8 @@ async def fetch_json(
     ...         await fetch_json(session, f"{base_url}/html")
     ...     except InvalidJSONResponse as exc:
     ...         print(exc)  # doctest: +NORMALIZE_WHITESPACE
-    GET http://127.0.0.1:.../html: expected JSON, got text/html; the body starts with
+    GET http://127.0.0.1:.../html: expected JSON, got text/html;
+    the body starts with
     '<!doctype html><title>Not JSON</title><p>Hello</p>\\n'
 
     A 4xx or 5xx status raises :exc:`aiohttp.ClientResponseError` before the
@@ -388,10 +500,10 @@ async def fetch_all(
     The results come back in the order of ``urls``; a failed URL holds its
     exception and the others are unaffected:
 
+    >>> from recipes.http_client import fetch_all, fetch_json, make_session
+    >>> paths = ["/users/1", "/status/500", "/malformed"]
     >>> async with make_session() as session:
-    ...     results = await fetch_all(session, [
-    ...         f"{base_url}/users/1", f"{base_url}/status/500", f"{base_url}/malformed",
-    ...     ])
+    ...     results = await fetch_all(session, [base_url + p for p in paths])
     >>> for result in results:
     ...     print(result.ok, result.value or type(result.error).__name__)
     True {'id': 1, 'name': 'user-1'}
@@ -401,11 +513,14 @@ async def fetch_all(
     ``limit`` is the number of requests in flight at once.  Here six slow
     requests run two at a time, as the server's own count shows:
 
+    >>> slow = [f"{base_url}/slow?delay=0.2"] * 6
     >>> async with make_session() as session:
-    ...     results = await fetch_all(session, [f"{base_url}/slow?delay=0.2"] * 6, limit=2)
+    ...     results = await fetch_all(session, slow, limit=2)
     ...     stats = await fetch_json(session, f"{base_url}/stats")
-    >>> [r.value for r in results] == [{"delay": 0.2}] * 6, stats["peak_in_flight"]
-    (True, 2)
+    >>> [r.value for r in results] == [{"delay": 0.2}] * 6
+    True
+    >>> stats["peak_in_flight"]
+    2
 
     ``fetch(session, url)`` does the work for one URL; it defaults to
     :func:`fetch_json`.  Only :exc:`Exception` is caught and recorded: if the
@@ -482,8 +597,11 @@ async def with_retries(
     ``send`` is a function that makes a *new* request each time it is called,
     typically a ``lambda``:
 
+    >>> import aiohttp
+    >>> from recipes.http_client import fetch_json, make_session, with_retries
     >>> async with make_session() as session:
-    ...     await with_retries(lambda: fetch_json(session, f"{base_url}/flaky?key=a&failures=2"))
+    ...     url = f"{base_url}/flaky?key=a&failures=2"
+    ...     await with_retries(lambda: fetch_json(session, url))
     {'key': 'a', 'attempts': 3}
 
     A status in ``retry_statuses`` (500, 502, 503, 504), a dropped connection
@@ -495,9 +613,11 @@ async def with_retries(
     called before each wait; here without jitter, to show the doubling:
 
     >>> def report(attempt, error, delay):
-    ...     print(f"attempt {attempt} failed ({error.status}), next in {delay:.1f} s")
+    ...     print(f"attempt {attempt} failed ({error.status}),"
+    ...           f" next in {delay:.1f} s")
     >>> async with make_session() as session:
-    ...     await with_retries(lambda: fetch_json(session, f"{base_url}/flaky?key=b&failures=3"),
+    ...     url = f"{base_url}/flaky?key=b&failures=3"
+    ...     await with_retries(lambda: fetch_json(session, url),
     ...                        base_delay=0.1, jitter=False, on_retry=report)
     attempt 1 failed (503), next in 0.1 s
     attempt 2 failed (503), next in 0.2 s
@@ -508,14 +628,19 @@ async def with_retries(
     error, a 4xx status in particular, is raised at once: the server saw
     exactly one request.
 
+    >>> async def hits(session, path):
+    ...     stats = await fetch_json(session, f"{base_url}/stats")
+    ...     return stats["hits"].get(path, 0)
     >>> async with make_session() as session:
+    ...     before = await hits(session, "/status/404")
+    ...     url = f"{base_url}/status/404"
     ...     try:
-    ...         await with_retries(lambda: fetch_json(session, f"{base_url}/status/404"))
+    ...         await with_retries(lambda: fetch_json(session, url))
     ...     except aiohttp.ClientResponseError as exc:
     ...         print("gave up:", exc.status)
-    ...     stats = await fetch_json(session, f"{base_url}/stats")
+    ...     after = await hits(session, "/status/404")
     gave up: 404
-    >>> stats["hits"]["/status/404"]
+    >>> after - before
     1
 
     Only retry requests that are safe to repeat (GET, PUT, DELETE, or a POST
@@ -523,7 +648,10 @@ async def with_retries(
     including the waits, wrap the call in a timeout scope: ``async with
     asyncio.timeout(...)`` on 3.11+.  :func:`asyncio.wait_for` works too, but
     on 3.8–3.11 a caller cancelled just as the call finishes gets the response
-    and loses the cancellation (CPython gh-86296; see the timeouts chapter).
+    and loses the cancellation (CPython gh-86296; see :doc:`/recipes/timeouts`).
+
+    For errors other than HTTP ones, :func:`recipes.errors.retry` does the
+    same with exceptions you choose, and can time out each attempt.
     """
     if asyncio.iscoroutine(send):
         send.close()  # avoid a "coroutine ... was never awaited" warning
@@ -598,10 +726,12 @@ async def download(
     so memory use stays flat however large the file:
 
     >>> import os, tempfile
+    >>> from recipes.http_client import download, make_session
     >>> tmp = tempfile.TemporaryDirectory()
     >>> target = os.path.join(tmp.name, "data.bin")
     >>> async with make_session() as session:
-    ...     await download(session, f"{base_url}/stream?size=1000000", target)
+    ...     url = f"{base_url}/stream?size=1000000"
+    ...     await download(session, url, target)
     1000000
     >>> os.path.getsize(target)
     1000000
@@ -613,10 +743,11 @@ async def download(
     the connection half-way:
 
     >>> async with make_session() as session:
-    ...     await download(session, f"{base_url}/stream?size=200000&fail_after=100000", target)
+    ...     url = f"{base_url}/stream?size=200000&fail_after=100000"
+    ...     await download(session, url, target)
     Traceback (most recent call last):
     ...
-    aiohttp.client_exceptions.ClientPayloadError: Response payload is not completed...
+    aiohttp.client_exceptions.ClientPayloadError: Response payload is not ...
     >>> os.path.getsize(target), os.listdir(tmp.name)
     (1000000, ['data.bin'])
     >>> tmp.cleanup()

@@ -7,12 +7,27 @@ deadline on each running job) hands the job of a crashed worker to another
 one, and ``LISTEN/NOTIFY`` wakes idle workers as soon as there is work.  This
 chapter builds that queue: :func:`install` creates the table, :func:`enqueue`
 adds jobs, and :class:`Worker` runs them with retries, lease renewal and a
-graceful stop.
+graceful stop.  The :doc:`/recipes/postgres` chapter covers the asyncpg
+basics it builds on; for work that lives and dies with one process, an
+:class:`asyncio.Queue` (:doc:`/recipes/queues`) is all you need.
 
-The examples need a running server; they receive its address as ``dsn``.
+.. index::
+   single: job queue; on PostgreSQL
+   pair: work queue; durable
+
+The examples need a running server, whose address they take from ``dsn``.
+``base_url`` is the address of the demo HTTP server (``dsn`` of a PostgreSQL
+server): in your own session start them with ``python -m tests.demo_servers``
+from a checkout and paste the two lines it prints.  This chapter needs only
+``dsn``.  The examples create a table called ``jobs`` and drop it again, so
+run them against the throwaway server or a scratch database.  (When the
+examples run as tests, ``dsn`` is set for them.)
 
 The jobs table
 --------------
+
+.. index::
+   single: job queue; jobs table
 
 One row per job.  :func:`install` creates it (and is safe to run from every
 worker at start-up):
@@ -36,25 +51,89 @@ column               meaning
 Adding jobs
 -----------
 
+.. index::
+   pair: enqueue; transaction
+
 :func:`enqueue` inserts a row and sends a notification in the same statement.
 Called inside a transaction of yours, the job appears (and the workers wake)
 only if that transaction commits: "create the order *and* queue its e-mail"
 can never half happen.  That guarantee is the main reason to keep the queue in
 the database you already have rather than in a separate broker.
 
-Taking a job with ``FOR UPDATE SKIP LOCKED``
---------------------------------------------
+Taking a job with FOR UPDATE SKIP LOCKED
+----------------------------------------
+
+.. index::
+   single: FOR UPDATE SKIP LOCKED
+   pair: row lock; SKIP LOCKED
+   single: lease
 
 :func:`claim` picks the oldest ready job and marks it ``running`` in one
-statement, one round trip.  ``FOR UPDATE`` locks the chosen row; ``SKIP
-LOCKED`` makes a competing worker pass over locked rows instead of waiting for
-them, so ten workers claiming at once get ten different jobs and none of them
-blocks.  The row lock lasts only for the claiming statement; from then on the
-*lease* keeps other workers away: ``lease_expires_at`` is set ``lease`` seconds ahead, and
-the worker renews it (:func:`extend_lease`) while the handler runs.
+statement, one round trip.  This is that statement for the table ``jobs``
+(the one in :func:`claim` also starts with a step that marks as ``failed`` a
+job whose worker vanished during its last attempt; see below):
+
+.. code-block:: postgresql
+
+   WITH next AS (
+       SELECT id FROM jobs
+       WHERE queue = $1
+         AND ((status = 'queued' AND run_after <= now())
+              OR (status = 'running' AND lease_expires_at <= now()
+                  AND attempts < max_attempts))
+       ORDER BY id
+       LIMIT 1
+       FOR UPDATE SKIP LOCKED
+   )
+   UPDATE jobs AS job
+   SET status = 'running', attempts = job.attempts + 1, locked_by = $2,
+       lease_expires_at = now() + make_interval(secs => $3),
+       updated_at = now()
+   FROM next
+   WHERE job.id = next.id
+   RETURNING job.id, job.queue, job.payload::text AS payload,
+       job.attempts, job.max_attempts
+
+The subquery ``next`` finds the oldest ready job, and ``FOR UPDATE`` locks its
+row; ``SKIP LOCKED`` makes a competing worker pass over rows that another
+claim has locked instead of waiting for them.  The ``UPDATE`` then marks the
+row ``running``, counts the attempt and sets the lease, and ``RETURNING``
+hands the job to the worker, all in one round trip.  So workers claiming at
+once get different jobs and none of them blocks.  Without ``SKIP LOCKED``
+they would queue up behind the first lock and then find that row taken:
+``claim`` would return ``None`` although other jobs are ready.  Three claims
+at the same moment, each on a connection of its own:
+
+>>> import asyncio
+>>> import asyncpg
+>>> from recipes.job_queue import claim, enqueue, install, uninstall
+>>> pool = await asyncpg.create_pool(dsn, min_size=3, max_size=3)
+>>> await install(pool)
+>>> for n in range(3):
+...     _ = await enqueue(pool, {"n": n})
+>>> jobs = await asyncio.gather(
+...     *(claim(pool, worker_id=f"w{i}") for i in range(3))
+... )
+>>> sorted(job.id for job in jobs)
+[1, 2, 3]
+>>> print(await claim(pool, worker_id="w4"))
+None
+>>> await uninstall(pool)
+>>> await pool.close()
+
+The row lock lasts only for the claiming statement; from then on the
+*lease* keeps other workers away: ``lease_expires_at`` is set ``lease``
+seconds ahead, and the worker renews it (:func:`extend_lease`) while the
+handler runs.
 
 Surviving a crashed worker
 --------------------------
+
+.. index::
+   single: lease; expired
+   single: fencing token
+   single: at-least-once delivery
+   single: idempotent handler
 
 A worker that is killed, loses its network or freezes stops renewing its
 lease.  Once ``lease_expires_at`` has passed, :func:`claim` treats the job as
@@ -76,6 +155,9 @@ the fence that keeps two workers from both finishing one job.
 Retries and permanent failure
 -----------------------------
 
+.. index::
+   pair: exponential backoff; job queue
+
 When the handler raises, :func:`fail` records the error and puts the job back
 with ``run_after`` pushed into the future (``retry_delay`` seconds, doubling on
 each attempt, capped by ``max_retry_delay``), or marks it ``failed`` once it
@@ -85,20 +167,32 @@ PostgreSQL ``integer``): a job whose handler fails every time ends ``failed``
 after its last attempt, and no amount of failures breaks the arithmetic of the
 worker.  A job whose worker crashed on its last attempt is marked ``failed`` by
 the next :func:`claim` instead of being run once more.  Failed jobs stay in the
-table with their ``last_error`` until you delete or re-queue them.
+table with their ``last_error`` until you delete or re-queue them.  (The
+retries live in the table, so they survive the worker; for a retry within
+one call, see :func:`recipes.errors.retry`.)
 
 Waking idle workers with LISTEN/NOTIFY
 --------------------------------------
+
+.. index::
+   single: LISTEN/NOTIFY; waking workers
+   single: polling fallback
 
 An idle :class:`Worker` sleeps until a notification says a job was queued, a
 delayed job or an expired lease comes due, or ``poll_interval`` seconds pass.
 The last one is the safety net: a notification is lost if it is sent while
 the listening connection is down (the worker opens a new one when it notices),
 and a job inserted by hand sends none.  The
-queue never stalls; at worst a job waits ``poll_interval`` seconds.
+queue never stalls; at worst a job waits ``poll_interval`` seconds.  The
+:doc:`/recipes/postgres` chapter shows LISTEN/NOTIFY on its own
+(:ref:`recipes/postgres:Waiting for notifications with LISTEN/NOTIFY`).
 
 Stopping workers gracefully
 ---------------------------
+
+.. index::
+   pair: graceful shutdown; SIGTERM
+   single: hard stop; releasing a job
 
 :meth:`Worker.stop` lets the current job finish and then makes
 :meth:`Worker.run` return; call it from a signal handler so that a deploy's
@@ -115,33 +209,74 @@ for longer than ``timeout`` is left running and its job is not released: the
 job stays ``running`` until its lease, no longer renewed, runs out, and is then
 retried like the job of a crashed worker.
 
-To give the current job a deadline, combine the two:
+To give the current job a deadline, combine the two.  Here the handler
+would take a minute, the grace period is 0.2 seconds, and the job ends up
+back in the queue:
 
-.. code-block:: python
-
-    worker.stop()
-    done, _ = await asyncio.wait({task}, timeout=grace)
-    if not done:
-        task.cancel()  # the hard stop: the job goes back to the queue
-        await asyncio.wait({task})
+>>> async def stop_worker(worker, task, grace):
+...     worker.stop()  # finish the current job, then return
+...     done, _ = await asyncio.wait({task}, timeout=grace)
+...     if not done:
+...         task.cancel()  # the hard stop: the job goes back to the queue
+...         await asyncio.wait({task})
+>>> from recipes.job_queue import Worker, get_job
+>>> async def slow(job):
+...     await asyncio.sleep(60)
+>>> async with asyncpg.create_pool(dsn, min_size=1, max_size=2) as pool:
+...     await install(pool)
+...     job_id = await enqueue(pool, {"report": "yearly"})
+...     worker = Worker(pool, slow)
+...     task = asyncio.create_task(worker.run())
+...     while (await get_job(pool, job_id)).status != "running":
+...         await asyncio.sleep(0.01)
+...     await stop_worker(worker, task, grace=0.2)
+...     print(task.cancelled(), (await get_job(pool, job_id)).status)
+...     await uninstall(pool)
+True queued
 
 ``asyncio.wait`` rather than ``asyncio.wait_for(task, grace)``: on Python
 3.8–3.11 the latter can return normally, and drop a cancellation of its caller,
-when that cancellation arrives just as the task finishes (CPython gh-86296).
-The worker avoids ``wait_for`` for the same reason.  A worker process could
-look like this:
+when that cancellation arrives just as the task finishes (CPython gh-86296,
+see :doc:`/recipes/timeouts`).  The worker avoids ``wait_for`` for the same
+reason.
+
+A worker is a program of its own, started by your process manager; save it
+as a file and run it (``python worker.py``) rather than pasting it into
+``python -m asyncio``, which already runs an event loop.  It could look like
+this, with the address of the database in the environment variable
+``DATABASE_URL``:
 
 .. code-block:: python
+   :caption: worker.py
 
-    async def main() -> None:
-        async with asyncpg.create_pool(DSN, min_size=2, max_size=4) as pool:
-            await install(pool)
-            worker = Worker(pool, send_email, queue="email")
-            loop = asyncio.get_running_loop()
-            loop.add_signal_handler(signal.SIGTERM, worker.stop)  # Unix only
-            await worker.run()
+   import asyncio
+   import os
+   import signal
 
-    asyncio.run(main())
+   import asyncpg
+
+   from recipes.job_queue import Worker, install
+
+
+   async def send_email(job):
+       print("sending", job.payload)  # your code: the payload has the arguments
+
+
+   async def main():
+       dsn = os.environ["DATABASE_URL"]
+       async with asyncpg.create_pool(dsn, min_size=2, max_size=4) as pool:
+           await install(pool)
+           worker = Worker(pool, send_email, queue="email")
+           loop = asyncio.get_running_loop()
+           loop.add_signal_handler(signal.SIGTERM, worker.stop)  # Unix only
+           await worker.run()
+
+
+   asyncio.run(main())
+
+:func:`recipes.cancellation.stop_on_signals` in the
+:doc:`/recipes/cancellation` chapter does the signal handling for programs
+that stop by cancelling their tasks instead.
 
 Run as many such processes, on as many machines, as the work needs.  One
 :class:`Worker` runs one job at a time; for more concurrency in one process
@@ -164,6 +299,7 @@ worker plus what the handlers borrow at once.
 A short session
 ---------------
 
+>>> from recipes.job_queue import Worker, enqueue, get_job, install, uninstall
 >>> async def square(job):
 ...     return job.payload["n"] ** 2
 >>> async with asyncpg.create_pool(dsn, min_size=1, max_size=4) as pool:
@@ -178,6 +314,28 @@ A short session
 1
 4
 9
+
+See also
+--------
+
+* :doc:`/recipes/postgres`: connections, pools, transactions, timeouts and
+  LISTEN/NOTIFY with asyncpg.
+* :doc:`/recipes/queues`: producer/consumer queues inside one process.
+* :doc:`/recipes/cancellation`: graceful shutdown on ``SIGTERM`` and cleanup
+  that survives a cancellation.
+* :doc:`/recipes/timeouts`: why the worker waits with ``asyncio.wait`` rather
+  than ``asyncio.wait_for``.
+* PostgreSQL: `the locking clause (FOR UPDATE ... SKIP LOCKED)
+  <https://www.postgresql.org/docs/current/sql-select.html#SQL-FOR-UPDATE-SHARE>`_,
+  `NOTIFY <https://www.postgresql.org/docs/current/sql-notify.html>`_ and
+  `advisory locks
+  <https://www.postgresql.org/docs/current/explicit-locking.html#ADVISORY-LOCKS>`_.
+* asyncpg: `connection pools
+  <https://magicstack.github.io/asyncpg/current/api/index.html#connection-pools>`_
+  and `Connection.add_listener
+  <https://magicstack.github.io/asyncpg/current/api/index.html#asyncpg.connection.Connection.add_listener>`_.
+* Python: :func:`asyncio.wait`, :meth:`asyncio.loop.add_signal_handler` and
+  :doc:`python:library/asyncio-task`.
 """
 
 from __future__ import annotations
@@ -269,6 +427,8 @@ async def _connection(db: _Database, timeout: float) -> AsyncIterator[Any]:
 async def install(db: _Database, *, table: str = "jobs", timeout: float = 10.0) -> None:
     """Create the jobs table and its indexes, unless they exist.
 
+    >>> import asyncpg
+    >>> from recipes.job_queue import counts, install, uninstall
     >>> conn = await asyncpg.connect(dsn, timeout=10)
     >>> await install(conn)
     >>> await counts(conn)
@@ -321,6 +481,8 @@ async def install(db: _Database, *, table: str = "jobs", timeout: float = 10.0) 
 async def uninstall(db: _Database, *, table: str = "jobs", timeout: float = 10.0) -> None:
     """Drop the jobs table with every job in it (for tests and clean-ups).
 
+    >>> import asyncpg
+    >>> from recipes.job_queue import install, uninstall
     >>> conn = await asyncpg.connect(dsn, timeout=10)
     >>> await install(conn, table="scratch_jobs")
     >>> await uninstall(conn, table="scratch_jobs")
@@ -345,6 +507,8 @@ async def enqueue(
 ) -> int:
     """Add a job whose arguments are the JSON value ``payload``; return its id.
 
+    >>> import asyncpg
+    >>> from recipes.job_queue import counts, enqueue, install, uninstall
     >>> conn = await asyncpg.connect(dsn, timeout=10)
     >>> await install(conn)
     >>> await enqueue(conn, {"to": "ann@example.com", "template": "welcome"})
@@ -367,10 +531,11 @@ async def enqueue(
     ``max_attempts`` may be up to 2,147,483,647.  A payload that JSON cannot
     hold is refused before anything is written:
 
-    >>> await enqueue(conn, {"when": object()})
+    >>> await enqueue(conn, {"when": object()})  # doctest: +NORMALIZE_WHITESPACE
     Traceback (most recent call last):
     ...
-    TypeError: payload is not JSON serialisable: Object of type object is not JSON serializable
+    TypeError: payload is not JSON serialisable:
+    Object of type object is not JSON serializable
     >>> await uninstall(conn)
     >>> await conn.close()
     """
@@ -445,6 +610,9 @@ async def claim(
 ) -> Optional[Job]:
     """Take the oldest ready job of ``queue`` for ``lease`` seconds, or return ``None``.
 
+    >>> import asyncio
+    >>> import asyncpg
+    >>> from recipes.job_queue import claim, complete, enqueue, install, uninstall
     >>> conn = await asyncpg.connect(dsn, timeout=10)
     >>> await install(conn)
     >>> await enqueue(conn, {"n": 1})
@@ -548,6 +716,10 @@ async def extend_lease(
 ) -> bool:
     """Push the lease of ``job`` to ``lease`` seconds from now; False if the job is no longer ours.
 
+    >>> import asyncpg
+    >>> from recipes.job_queue import (
+    ...     claim, complete, enqueue, extend_lease, install, uninstall,
+    ... )
     >>> conn = await asyncpg.connect(dsn, timeout=10)
     >>> await install(conn)
     >>> _ = await enqueue(conn, {"n": 1})
@@ -581,6 +753,10 @@ async def complete(
 ) -> bool:
     """Mark ``job`` done and store the JSON value ``result``; False if the lease was lost.
 
+    >>> import asyncpg
+    >>> from recipes.job_queue import (
+    ...     claim, complete, enqueue, get_job, install, uninstall,
+    ... )
     >>> conn = await asyncpg.connect(dsn, timeout=10)
     >>> await install(conn)
     >>> _ = await enqueue(conn, {"n": 3})
@@ -618,6 +794,10 @@ async def fail(
 ) -> Optional[str]:
     """Record a failed attempt; return ``'queued'`` (will retry), ``'failed'``, or ``None``.
 
+    >>> import asyncpg
+    >>> from recipes.job_queue import (
+    ...     claim, enqueue, fail, get_job, install, uninstall,
+    ... )
     >>> conn = await asyncpg.connect(dsn, timeout=10)
     >>> await install(conn)
     >>> _ = await enqueue(conn, {"n": 1}, max_attempts=2)
@@ -661,14 +841,20 @@ async def fail(
 async def release(db: _Database, job: Job, *, table: str = "jobs", timeout: float = 10.0) -> bool:
     """Put ``job`` back in the queue untouched, without using up an attempt.
 
+    >>> import asyncpg
+    >>> from recipes.job_queue import (
+    ...     claim, enqueue, get_job, install, release, uninstall,
+    ... )
     >>> conn = await asyncpg.connect(dsn, timeout=10)
     >>> await install(conn)
     >>> _ = await enqueue(conn, {"n": 1})
     >>> job = await claim(conn, worker_id="w1")
     >>> await release(conn, job)
     True
-    >>> (await get_job(conn, job.id)).status, (await claim(conn, worker_id="w2")).attempts
-    ('queued', 1)
+    >>> (await get_job(conn, job.id)).status
+    'queued'
+    >>> (await claim(conn, worker_id="w2")).attempts
+    1
     >>> await uninstall(conn)
     >>> await conn.close()
 
@@ -689,11 +875,17 @@ async def release(db: _Database, job: Job, *, table: str = "jobs", timeout: floa
 class JobInfo(NamedTuple):
     """The state of one job, as :func:`get_job` reports it."""
 
+    #: The job's id, as :func:`enqueue` returned it.
     id: int
+    #: The name of the queue the job was put on.
     queue: str
+    #: ``'queued'``, ``'running'``, ``'done'`` or ``'failed'`` (out of attempts).
     status: str
+    #: How many times a worker has taken the job so far.
     attempts: int
+    #: What the handler returned (decoded from JSON), or ``None`` until it is done.
     result: Any
+    #: Why the last attempt failed, or ``None`` if none has.
     last_error: Optional[str]
 
 
@@ -702,11 +894,14 @@ async def get_job(
 ) -> Optional[JobInfo]:
     """Look up a job by id; ``None`` if there is no such job.
 
+    >>> import asyncpg
+    >>> from recipes.job_queue import enqueue, get_job, install, uninstall
     >>> conn = await asyncpg.connect(dsn, timeout=10)
     >>> await install(conn)
     >>> job_id = await enqueue(conn, {"n": 1}, queue="email")
-    >>> await get_job(conn, job_id)
-    JobInfo(id=1, queue='email', status='queued', attempts=0, result=None, last_error=None)
+    >>> await get_job(conn, job_id)  # doctest: +NORMALIZE_WHITESPACE
+    JobInfo(id=1, queue='email', status='queued', attempts=0, result=None,
+            last_error=None)
     >>> print(await get_job(conn, 42))
     None
     >>> await uninstall(conn)
@@ -735,6 +930,8 @@ async def counts(
 ) -> Dict[str, int]:
     """Count the jobs in each status, for one ``queue`` or all of them.
 
+    >>> import asyncpg
+    >>> from recipes.job_queue import counts, enqueue, install, uninstall
     >>> conn = await asyncpg.connect(dsn, timeout=10)
     >>> await install(conn)
     >>> for queue in ("email", "email", "thumbnails"):
@@ -887,6 +1084,11 @@ _Listeners = Tuple[Callable[[object, int, str, object], None], Callable[[object]
 class Worker:
     """Run ``handler`` on the jobs of one queue, one job at a time, until stopped.
 
+    >>> import asyncio
+    >>> import asyncpg
+    >>> from recipes.job_queue import (
+    ...     Worker, counts, enqueue, get_job, install, uninstall,
+    ... )
     >>> async def shout(job):
     ...     return job.payload["text"].upper()
     >>> async with asyncpg.create_pool(dsn, min_size=1, max_size=4) as pool:
@@ -906,7 +1108,18 @@ class Worker:
     listens for notifications on it and makes all its own queries there
     (claims, lease renewals, results).  A handler may borrow the others, even
     all of them for longer than the lease: the renewals never wait for the
-    pool.  Hence ``pool`` must allow at least two connections.  A handler that
+    pool.  Hence ``pool`` must allow at least two connections:
+
+    >>> async with asyncpg.create_pool(dsn, min_size=1, max_size=1) as pool:
+    ...     Worker(pool, shout)  # doctest: +NORMALIZE_WHITESPACE
+    Traceback (most recent call last):
+    ...
+    ValueError: the pool needs max_size >= 2: the worker keeps one
+    connection, handlers get the others
+
+    .. index:: single: error messages; the pool needs max_size >= 2
+
+    A handler that
     raises makes the attempt fail; the job is retried after ``retry_delay``
     seconds (doubling each time, at most ``max_retry_delay``) until it has
     had ``max_attempts`` attempts:
@@ -932,7 +1145,8 @@ class Worker:
     ``run(burst=True)`` returns as soon as no job is ready, which suits batch
     scripts and tests.  :meth:`stop` lets the current job finish; cancelling
     the task that runs :meth:`run` cancels the handler and releases the job
-    (see "Stopping workers gracefully" above for what exactly happens).  The
+    (:ref:`recipes/job_queue:Stopping workers gracefully` says what exactly
+    happens).  The
     durations are in seconds, each at most ``10**9``.
     """
 

@@ -1,6 +1,4 @@
-"""Limiting concurrency and rate: at most N at once, at most R per second.
-
-Starting ten thousand requests with one :func:`asyncio.gather` is easy, and it
+"""Starting ten thousand requests with one :func:`asyncio.gather` is easy, and it
 is exactly what a server, a database pool or your own file-descriptor limit
 will punish.  Two different limits usually apply: *concurrency* (how many
 operations are in flight at the same moment) and *rate* (how many may start
@@ -12,13 +10,17 @@ per unit of time).  This chapter bounds the first with
 Limiting concurrency with a semaphore
 -------------------------------------
 
+.. index::
+   single: concurrency limit
+   pair: Semaphore; concurrency limit
+   single: limit_concurrency
+
 You have nine downloads and the server allows three connections per client.
 A semaphore holds three permits; ``async with sem:`` takes one for the
 duration of the block and waits while none is free.  Every coroutine is
 started, but only three get past the ``async with`` at any moment:
 
 >>> import asyncio
->>> from recipes.limiting import RateLimiter, bounded_gather, limit_concurrency
 >>> loop = asyncio.get_running_loop()
 >>> async def timed(awaitable):
 ...     start = loop.time()
@@ -36,6 +38,18 @@ started, but only three get past the ``async with`` at any moment:
 three at a time, 0.3 s.  The permit is given back when the
 block is left for any reason, including an exception or cancellation.
 
+The semaphore as a primitive – what a permit is, and why
+:class:`asyncio.BoundedSemaphore` catches a ``release()`` too many – is in
+:ref:`recipes/synchronization:Limiting concurrency with a Semaphore`: read that
+section when you acquire and release by hand, and this chapter when you want a
+limit on real work, where :func:`limit_concurrency`, :func:`bounded_gather` or
+:class:`RateLimiter` is usually the shorter answer.
+
+.. index::
+   pair: Semaphore; bound to an event loop
+   single: error messages; is bound to a different event loop
+   single: error messages; got Future <Future pending> attached to a different loop
+
 .. important::
 
    Do not create the semaphore at import time, next to the function that
@@ -51,6 +65,58 @@ block is left for any reason, including an exception or cancellation.
    different event loop``.  Create it inside the running loop, or use
    :func:`limit_concurrency`, which keeps one semaphore per event loop.
 
+Two ``asyncio.run()`` calls in one program show the difference (a whole
+program, so a script to run rather than an example to paste):
+
+.. script:: two_runs.py
+   :requires-python: 3.10
+
+   import asyncio
+
+   from recipes.limiting import limit_concurrency
+
+   sem = asyncio.Semaphore(1)  # the mistake: created at import time
+
+
+   async def with_semaphore(n):
+       async with sem:
+           await asyncio.sleep(0.01)
+           return n
+
+
+   @limit_concurrency(1)  # fine at import time: one semaphore per loop
+   async def with_decorator(n):
+       await asyncio.sleep(0.01)
+       return n
+
+
+   async def main(job):
+       return await asyncio.gather(job(1), job(2))
+
+
+   for run in (1, 2):
+       print("run", run, "decorator:", asyncio.run(main(with_decorator)))
+   for run in (1, 2):
+       try:
+           print("run", run, "semaphore:", asyncio.run(main(with_semaphore)))
+       except RuntimeError as exc:
+           print("run", run, "semaphore: RuntimeError:", exc)
+
+.. script-output::
+
+   run 1 decorator: [1, 2]
+   run 2 decorator: [1, 2]
+   run 1 semaphore: [1, 2]
+   run 2 semaphore: RuntimeError: <asyncio.locks.Semaphore object at ...>
+   is bound to a different event loop
+
+On 3.8 and 3.9 the semaphore's first run already fails, with the "attached to a
+different loop" error above.
+
+.. index::
+   single: FIFO semaphore
+   single: CPython issue 45997
+
 .. important::
 
    On Python 3.8, :class:`asyncio.Semaphore` does not serve waiting tasks
@@ -64,6 +130,7 @@ block is left for any reason, including an exception or cancellation.
 :func:`limit_concurrency` puts the limit on the function itself, so every
 caller shares it:
 
+>>> from recipes.limiting import limit_concurrency
 >>> @limit_concurrency(2)
 ... async def fetch(n):
 ...     await asyncio.sleep(0.1)
@@ -74,12 +141,18 @@ caller shares it:
 Running many coroutines, a few at a time
 ----------------------------------------
 
+.. index::
+   single: bounded_gather
+   pair: gather; with a concurrency limit
+   single: worker pool; fixed size
+
 The semaphore pattern creates *all* the coroutines and tasks up front: each
 of ten thousand tasks exists from the start and most of them sit waiting for
 a permit.  :func:`bounded_gather` instead starts a fixed pool of ``limit``
 worker tasks that take the next job when they finish one.  Results come back
 in argument order, as with :func:`asyncio.gather`:
 
+>>> from recipes.limiting import bounded_gather
 >>> async def square(n):
 ...     await asyncio.sleep(0.1)
 ...     return n * n
@@ -102,8 +175,25 @@ jobs.  Which to choose:
 Both keep the number of jobs in flight at or below the limit; the test suite
 checks that each reaches exactly the limit and never more.
 
+To apply *one* coroutine function to many items, stopping at the first
+failure, :func:`recipes.gathering.map_concurrently`
+(:ref:`recipes/gathering:Applying one coroutine function to many items`) says
+it more directly and reads the items lazily; use :func:`bounded_gather` for a
+list of different jobs, for factories you build yourself, or when you want
+every outcome back with ``return_exceptions=True``.  For HTTP requests,
+:func:`recipes.http_client.fetch_all` does the same with one result per URL,
+and the crawler of :doc:`/recipes/crawler` keeps its own pool of workers fed
+from a queue (:doc:`/recipes/queues` shows that shape for work that arrives
+over time).
+
 Limiting the rate of requests
 -----------------------------
+
+.. index::
+   single: rate limiting
+   single: token bucket
+   single: RateLimiter
+   pair: HTTP 429; rate limit
 
 An API that allows five requests per second does not care how many of them
 are concurrent; it counts how many *start* in a period.  A token bucket
@@ -113,6 +203,7 @@ second, and every request takes one token or waits for it.
 waiters in arrival order, and never lets more than ``burst + rate * t``
 requests start in any window of ``t`` seconds:
 
+>>> from recipes.limiting import RateLimiter
 >>> async def call_many(limiter, count):
 ...     start = loop.time()
 ...     for n in range(count):
@@ -140,20 +231,56 @@ before the token so a task never holds a token while it queues for a permit:
 >>> await asyncio.gather(*(call_api(n) for n in range(4)))
 [0, 1, 2, 3]
 
+A server that answers "429 Too Many Requests" all the same wants you to slow
+down: :func:`recipes.http_client.with_retries` (:doc:`/recipes/http_client`)
+retries it once you add it to ``retry_statuses``
+(``RETRY_STATUSES | {429}``), and waits as long as the server's
+``Retry-After`` header asks.
+
 Putting it together
 -------------------
 
 A complete program: a thousand jobs, ten at a time, created lazily.
 
->>> import functools
->>> async def job(n):
-...     await asyncio.sleep(0)
-...     return n % 7
->>> async def main():
-...     results = await bounded_gather(*(functools.partial(job, n) for n in range(1000)), limit=10)
-...     return len(results), sum(results)
->>> asyncio.run(main())
-(1000, 2997)
+.. script:: thousand_jobs.py
+
+   import asyncio
+   import functools
+
+   from recipes.limiting import bounded_gather
+
+
+   async def job(n):
+       await asyncio.sleep(0)  # some I/O
+       return n % 7
+
+
+   async def main():
+       jobs = [functools.partial(job, n) for n in range(1000)]
+       results = await bounded_gather(*jobs, limit=10)
+       print(len(results), "results, sum", sum(results))
+
+
+   asyncio.run(main())
+
+.. script-output::
+
+   1000 results, sum 2997
+
+See also
+--------
+
+* :doc:`/recipes/synchronization` – the semaphore and the other primitives.
+* :doc:`/recipes/gathering` – :func:`~recipes.gathering.map_concurrently` and
+  the other ways of running coroutines together.
+* :doc:`/recipes/queues` – worker pools fed by a queue, with backpressure.
+* :doc:`/recipes/http_client` – a concurrency limit on HTTP requests, and
+  retries.
+* Python: :class:`asyncio.Semaphore` and :class:`asyncio.BoundedSemaphore` in
+  :doc:`python:library/asyncio-sync`; :func:`asyncio.gather` in
+  :doc:`python:library/asyncio-task`.
+* aiohttp: the connection limits of :class:`aiohttp.TCPConnector`
+  (``limit``, ``limit_per_host``).
 """
 
 from __future__ import annotations
@@ -246,6 +373,8 @@ def limit_concurrency(
     Calls beyond the limit wait, in arrival order, for a running call to
     finish:
 
+    >>> import asyncio
+    >>> from recipes.limiting import limit_concurrency
     >>> loop = asyncio.get_running_loop()
     >>> @limit_concurrency(3)
     ... async def query(n):
@@ -264,12 +393,10 @@ def limit_concurrency(
     is cancelled while it waits gives up its place), created on first use
     inside that loop, so decorating at import time is safe on every Python
     version and the function keeps working across several ``asyncio.run()``
-    calls (each loop gets its own permits):
-
-    >>> async def main():
-    ...     return await asyncio.gather(query(1), query(2), query(3), query(4))
-    >>> asyncio.run(main())
-    [-1, -2, -3, -4]
+    calls (each loop gets its own permits; the chapter's script
+    ``two_runs.py``, in
+    :ref:`recipes/limiting:Limiting concurrency with a semaphore`, shows it
+    next to a module-level semaphore that fails).
 
     A limit below 1 is refused when decorating:
 
@@ -361,6 +488,8 @@ async def bounded_gather(
     Like :func:`asyncio.gather`, but only *limit* of the awaitables run at a
     time:
 
+    >>> import asyncio
+    >>> from recipes.limiting import bounded_gather
     >>> async def double(n):
     ...     await asyncio.sleep(0.1)
     ...     return 2 * n
@@ -393,7 +522,8 @@ async def bounded_gather(
     Traceback (most recent call last):
     ...
     ValueError: bad job 2
-    >>> await bounded_gather(*(check(n) for n in range(4)), limit=2, return_exceptions=True)
+    >>> checks = [check(n) for n in range(4)]
+    >>> await bounded_gather(*checks, limit=2, return_exceptions=True)
     [0, 1, ValueError('bad job 2'), 3]
 
     Cancelling ``bounded_gather`` cancels the jobs in progress, waits until
@@ -482,6 +612,8 @@ class RateLimiter:
     Use it as an async context manager (or ``await limiter.acquire()``)
     around each operation that counts against the rate:
 
+    >>> import asyncio
+    >>> from recipes.limiting import RateLimiter
     >>> loop = asyncio.get_running_loop()
     >>> async def three_calls(limiter):
     ...     start = loop.time()
@@ -590,6 +722,7 @@ class RateLimiter:
     def try_acquire(self) -> bool:
         """Take a token if one is free right now and nobody is waiting; never waits.
 
+        >>> from recipes.limiting import RateLimiter
         >>> limiter = RateLimiter(rate=1, burst=2)
         >>> [limiter.try_acquire() for _ in range(3)]
         [True, True, False]

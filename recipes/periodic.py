@@ -1,16 +1,19 @@
-"""Periodic tasks: run a coroutine every N seconds without drift, overlap or leaks.
-
-Refreshing a cache every minute, sending a heartbeat every five seconds,
+"""Refreshing a cache every minute, sending a heartbeat every five seconds,
 polling a queue twice a second: the obvious loop, work then
 ``await asyncio.sleep(interval)``, gets three things wrong.  It drifts (every
 tick starts later by the time the work took), it dies for good at the first
 exception, and it leaves a task running that nobody stops.  This chapter
 schedules ticks against absolute deadlines, decides explicitly what happens
 when a tick overruns, survives failing ticks, and stops cleanly:
-:class:`PeriodicTask` packages all of it.
+:class:`PeriodicTask` packages all of it, so that a coroutine runs every N
+seconds without drift, overlap or leaks.
 
 Running a coroutine every few seconds without drift
 ---------------------------------------------------
+
+.. index::
+   single: periodic tasks
+   pair: periodic tasks; drift
 
 Here is the obvious loop, with a job that takes 0.1 s and an interval of
 0.2 s:
@@ -39,6 +42,10 @@ loop has run about 170 ticks fewer than intended.
 
 Scheduling against deadlines
 ----------------------------
+
+.. index::
+   pair: periodic tasks; deadlines
+   single: loop.time(); monotonic clock
 
 Fix the start time once, compute tick ``n``'s deadline as
 ``start + n * interval`` and sleep *until* it.  Errors cannot accumulate,
@@ -69,6 +76,9 @@ context manager it starts on entry and stops on exit:
 Deciding what happens when a tick overruns
 ------------------------------------------
 
+.. index::
+   pair: periodic tasks; overrun
+
 Sometimes a tick takes longer than the interval, and the next deadlines pass
 while it runs.  Ticks never overlap, so :class:`PeriodicTask` can either
 *skip* the missed ticks and carry on at the next deadline still ahead
@@ -94,6 +104,9 @@ catch_up: [0.0, 0.5, 0.5, 0.6], skipped 0
 Surviving a failing tick
 ------------------------
 
+.. index::
+   pair: periodic tasks; error handling
+
 In the naive loop, one exception (a timeout, a refused connection) ends the
 loop for good, silently if nobody awaits the task.  :class:`PeriodicTask`
 catches :exc:`Exception` per tick, hands it to ``on_error`` (or logs it), and
@@ -115,6 +128,12 @@ every later tick.  The limit is not :func:`asyncio.wait_for`, which before
 Python 3.12 can swallow a cancellation that arrives just as the tick ends
 (CPython issue 86296): the task would tick on, even through the shutdown of
 ``asyncio.run()``, which cancels leftover tasks once and then waits for them.
+:doc:`/recipes/timeouts` has the whole story.
+
+A tick that should try again *within* its period rather than wait for the
+next one can wrap its work in :func:`recipes.errors.retry`; keep the
+attempts and their backoff well inside the interval, or bound them with
+``timeout=``.
 
 .. versionchanged:: 3.8
    :exc:`asyncio.CancelledError` is a subclass of :exc:`BaseException`, so
@@ -144,6 +163,10 @@ Python 3.12 can swallow a cancellation that arrives just as the tick ends
 
 Stopping cleanly
 ----------------
+
+.. index::
+   pair: periodic tasks; stopping
+   single: error messages; Task was destroyed but it is pending!
 
 A periodic loop runs forever, so its owner has to end it: cancel the task
 *and await it*, so that the running tick's ``finally`` blocks (closing a
@@ -176,12 +199,15 @@ connection closed
    which asyncio reports as ``Task was destroyed but it is pending!``.  Keep
    a reference (a :class:`PeriodicTask` object, or the task), and stop it
    (``await periodic.stop()``, or cancel and await the task) before the
-   application shuts down.
+   application shuts down.  :ref:`recipes/tasks:Keeping fire-and-forget
+   tasks alive` explains the garbage collection, and
+   :func:`recipes.cancellation.cancel_and_wait` is the cancel-and-await step
+   for a task of your own.
 
 Putting it together
 -------------------
 
-A complete program: a heartbeat every 0.2 s while the main work runs.
+A heartbeat every 0.2 s while the main work runs, stopped with it:
 
 >>> async def main():
 ...     beats = []
@@ -190,8 +216,27 @@ A complete program: a heartbeat every 0.2 s while the main work runs.
 ...     async with PeriodicTask(heartbeat, interval=0.2):
 ...         await asyncio.sleep(0.5)  # the application's real work
 ...     return len(beats)
->>> asyncio.run(main())
+>>> await main()
 3
+
+In a program, ``asyncio.run(main())`` runs the same ``main()``; leaving the
+``async with`` block has stopped the heartbeat before ``main()`` returns, so
+:func:`asyncio.run` finds no task left to cancel.
+
+See also
+--------
+
+* :doc:`/recipes/tasks`: starting tasks and keeping a reference to them.
+* :doc:`/recipes/cancellation`: what ``stop()`` does to a running tick, and
+  cleanup that must await.
+* :doc:`/recipes/timeouts`: per-tick limits and the ``wait_for`` pitfall.
+* :doc:`/recipes/errors`: :func:`recipes.errors.retry`, for a tick that
+  should try again before the next period.
+* :doc:`/recipes/async_iteration`: :func:`recipes.async_iteration.ticker`,
+  a drift-free ``async for`` loop, when the loop body is the periodic work.
+* Python: :meth:`asyncio.loop.time` and :meth:`asyncio.loop.call_at` in
+  :doc:`python:library/asyncio-eventloop`; :func:`asyncio.sleep` and
+  :meth:`asyncio.Task.cancelling` in :doc:`python:library/asyncio-task`.
 """
 
 from __future__ import annotations
@@ -324,6 +369,8 @@ class PeriodicTask:
     ``started_at`` taken from the event loop's clock when :meth:`start` runs,
     so the schedule never drifts:
 
+    >>> import asyncio
+    >>> from recipes.periodic import PeriodicTask
     >>> loop = asyncio.get_running_loop()
     >>> starts = []
     >>> async def sample():

@@ -8,11 +8,22 @@ and balances) and uses it to show each of those chores done right: opening and
 closing connections, parameters instead of string formatting, the four ways to
 run a query, transactions, pools, bulk loads and LISTEN/NOTIFY.
 
-The examples need a running server; they receive its address as ``dsn``, a
+The examples need a running server, whose address they take from ``dsn``, a
 string such as ``postgresql://postgres@127.0.0.1:5432/postgres``.
+``base_url`` is the address of the demo HTTP server (``dsn`` of a PostgreSQL
+server): in your own session start them with ``python -m tests.demo_servers``
+from a checkout and paste the two lines it prints.  This chapter needs only
+``dsn``.  The server is a throwaway one, removed when you stop the command;
+to use a server of your own, set ``dsn`` to its address instead, and run the
+examples in a scratch database, since they create tables.  (When the examples
+run as tests, ``dsn`` is set for them.)
 
 Opening and closing a connection
 --------------------------------
+
+.. index::
+   pair: asyncpg; connection
+   single: error messages; sorry, too many clients already
 
 A connection is a socket plus a server process dedicated to it.  If your code
 forgets to close it, or is cancelled before it gets the chance, both live on
@@ -22,12 +33,19 @@ wraps ``asyncpg.connect`` in an ``async with`` block that closes the
 connection on every way out, with a timeout on connecting, on every query and
 on closing:
 
+>>> import asyncio
+>>> import asyncpg
+>>> from recipes.postgres import open_connection
 >>> async with open_connection(dsn) as conn:
 ...     print(await conn.fetchval("SELECT 2 + 2"))
 4
 
 Creating tables
 ---------------
+
+.. index::
+   single: CHECK constraint
+   single: TEMPORARY table
 
 DDL statements such as ``CREATE TABLE`` go through ``execute``.
 :func:`create_accounts_table` creates the table the rest of the chapter uses.
@@ -36,20 +54,29 @@ where no concurrent code path can skip it.  A ``TEMPORARY`` table belongs to
 one connection and disappears when that connection closes, which makes it handy
 for scratch work and for examples.
 
-Passing values with ``$1`` parameters
--------------------------------------
+Passing values as $1 parameters
+-------------------------------
+
+.. index::
+   single: SQL injection
+   pair: query parameters; asyncpg
+   single: error messages; invalid input for query argument $1
 
 PostgreSQL placeholders are numbered: ``$1``, ``$2``...  The values travel
 separately from the SQL text, so the server never parses them as SQL.  A query
 built with an f-string or ``%`` does the opposite, and a value that contains a
 quote rewrites the query:
 
+>>> from recipes.postgres import (
+...     create_accounts_table, get_account, list_accounts, open_account,
+... )
 >>> conn = await asyncpg.connect(dsn, timeout=10, command_timeout=30)
 >>> await create_accounts_table(conn, temporary=True)
 >>> for owner in ("alice", "bob", "carol"):
 ...     _ = await open_account(conn, owner, 100)
 >>> name = "nobody' OR ''='"
->>> await conn.fetchval(f"SELECT count(*) FROM accounts WHERE owner = '{name}'")
+>>> formatted = f"SELECT count(*) FROM accounts WHERE owner = '{name}'"
+>>> await conn.fetchval(formatted)
 3
 >>> await conn.fetchval("SELECT count(*) FROM accounts WHERE owner = $1", name)
 0
@@ -75,6 +102,10 @@ True
 Choosing ``fetch``, ``fetchrow``, ``fetchval`` or ``execute``
 -------------------------------------------------------------
 
+.. index::
+   single: asyncpg; fetch, fetchrow, fetchval, execute
+   single: asyncpg; Record
+
 =============  =============================================  ==================================
 method         returns                                        use it for
 =============  =============================================  ==================================
@@ -91,6 +122,10 @@ A ``Record`` works like a tuple and like a read-only mapping: ``row[0]`` and
 Keeping changes all-or-nothing with transactions
 ------------------------------------------------
 
+.. index::
+   pair: transactions; asyncpg
+   single: rollback; on exception or cancellation
+
 Outside a transaction every statement commits on its own, so an exception
 between two related writes leaves the first one in the database.  ``async with
 conn.transaction():`` commits when the block ends normally and rolls back when
@@ -98,7 +133,8 @@ anything escapes from it, an exception or a cancellation alike:
 
 >>> bob = (await list_accounts(conn, owner="bob"))[0].id
 >>> async with conn.transaction():
-...     await conn.execute("UPDATE accounts SET balance = 0 WHERE id = $1", bob)
+...     await conn.execute("UPDATE accounts SET balance = 0 WHERE id = $1",
+...                        bob)
 ...     raise RuntimeError("crash between two writes")
 Traceback (most recent call last):
 ...
@@ -111,6 +147,10 @@ RuntimeError: crash between two writes
 
 Sharing connections between tasks with a pool
 ---------------------------------------------
+
+.. index::
+   pair: connection pool; asyncpg
+   single: error messages; cannot perform operation: another operation is in progress
 
 One connection runs one query at a time.  Tasks that share a connection
 collide as soon as one of them starts a query while another is still waiting
@@ -137,6 +177,11 @@ limit on the wait.
 Loading many rows
 -----------------
 
+.. index::
+   single: COPY; copy_records_to_table
+   single: executemany
+   single: bulk insert
+
 One ``INSERT`` per row pays a network round trip per row.  ``executemany``
 sends one prepared statement and all the argument rows in a pipeline, and it is
 all-or-nothing: asyncpg wraps it in a transaction.  ``copy_records_to_table``
@@ -152,6 +197,10 @@ the server, the more the round trips cost and the larger the gap.
 Waiting for notifications with LISTEN/NOTIFY
 --------------------------------------------
 
+.. index::
+   single: LISTEN/NOTIFY
+   single: pg_notify
+
 ``NOTIFY channel, 'payload'`` (or ``SELECT pg_notify($1, $2)``, which takes
 parameters) wakes every connection that has run ``LISTEN channel``.  It is a
 doorbell, not a queue: a notification sent while nobody listens is gone, and
@@ -164,11 +213,17 @@ one sent inside a transaction is delivered only when the transaction commits.
    PostgreSQL delivers notifications to a connection only between its
    transactions, and a connection returned to a pool is reset, which ends its
    ``LISTEN``.  Give the listener a connection of its own that stays idle, and
-   never rely on a notification alone: the job queue chapter pairs it with a
-   polling fallback.
+   never rely on a notification alone: the :doc:`/recipes/job_queue` chapter
+   pairs it with a polling fallback
+   (:ref:`recipes/job_queue:Waking idle workers with LISTEN/NOTIFY`).
 
 Timeouts on every call
 ----------------------
+
+.. index::
+   pair: timeouts; asyncpg
+   single: command_timeout
+   single: asyncio.wait_for; lost cancellation (gh-86296)
 
 ``asyncpg.connect(timeout=...)`` limits connecting, ``command_timeout=...`` sets
 the default limit for every query on the connection, and each method takes
@@ -189,7 +244,8 @@ a queue of notifications – need one around them: ``async with
 asyncio.timeout(...)`` on 3.11+.  :func:`asyncio.wait_for` works on every
 version, but on 3.8–3.11 a task that is cancelled in the loop step in which the
 call finishes gets the result, and the cancellation is lost (CPython gh-86296):
-the task carries on as if nobody had cancelled it.  :func:`open_pool` and
+the task carries on as if nobody had cancelled it.  The
+:doc:`/recipes/timeouts` chapter shows the timeout tools of every version.  :func:`open_pool` and
 :func:`listen` use a private ``_wait_for`` that never drops one (a timeout
 scope on 3.11+, a helper task before); copy it for code that must stop when
 cancelled.
@@ -208,6 +264,7 @@ cancelled.
 A short session
 ---------------
 
+>>> from recipes.postgres import transfer
 >>> async with open_connection(dsn) as conn:
 ...     await create_accounts_table(conn, temporary=True)
 ...     alice = await open_account(conn, "alice", 100)
@@ -217,6 +274,27 @@ A short session
 ...         print(account)
 Account(id=1, owner='alice', balance=75)
 Account(id=2, owner='bob', balance=25)
+
+See also
+--------
+
+* :doc:`/recipes/job_queue`: a durable work queue built on these pieces
+  (``FOR UPDATE SKIP LOCKED``, leases, LISTEN/NOTIFY with a polling
+  fallback).
+* :doc:`/recipes/api_server`: a JSON API whose store is PostgreSQL.
+* :doc:`/recipes/timeouts` and :doc:`/recipes/cancellation`: deadlines, and
+  code that must finish its cleanup when cancelled.
+* :doc:`/recipes/context_managers`: writing ``async with`` helpers such as
+  :func:`open_connection`.
+* asyncpg: the `usage guide
+  <https://magicstack.github.io/asyncpg/current/usage.html>`_ (type
+  conversion, transactions, pools), the `API reference
+  <https://magicstack.github.io/asyncpg/current/api/index.html>`_ and the
+  `FAQ <https://magicstack.github.io/asyncpg/current/faq.html>`_.
+* PostgreSQL: `NOTIFY <https://www.postgresql.org/docs/current/sql-notify.html>`_
+  and `COPY <https://www.postgresql.org/docs/current/sql-copy.html>`_.
+* Python: :doc:`python:library/asyncio-task` (``asyncio.timeout``,
+  ``wait_for``, cancellation).
 """
 
 from __future__ import annotations
@@ -274,6 +352,7 @@ async def open_connection(
 ) -> AsyncIterator[asyncpg.Connection]:
     """Connect to PostgreSQL for the duration of an ``async with`` block.
 
+    >>> from recipes.postgres import open_connection
     >>> async with open_connection(dsn) as conn:
     ...     print(await conn.fetchval("SELECT $1::int * 2", 21))
     42
@@ -308,6 +387,8 @@ async def create_accounts_table(
 ) -> None:
     """Create the ``accounts`` table (a no-op if it exists).
 
+    >>> import asyncpg
+    >>> from recipes.postgres import create_accounts_table
     >>> conn = await asyncpg.connect(dsn, timeout=10)
     >>> await create_accounts_table(conn, temporary=True)
     >>> await conn.fetch("SELECT * FROM accounts")
@@ -316,8 +397,9 @@ async def create_accounts_table(
     The constraints make the database refuse what the code must never do, even
     a buggy caller that skips this module's checks:
 
+    >>> overdrawn = "INSERT INTO accounts (owner, balance) VALUES ('eve', -5)"
     >>> try:
-    ...     await conn.execute("INSERT INTO accounts (owner, balance) VALUES ('eve', -5)")
+    ...     await conn.execute(overdrawn)
     ... except asyncpg.CheckViolationError as exc:
     ...     print(type(exc).__name__, exc.constraint_name)
     CheckViolationError accounts_balance_check
@@ -340,8 +422,11 @@ async def create_accounts_table(
 class Account(NamedTuple):
     """One row of ``accounts``."""
 
+    #: The row's identity, assigned by PostgreSQL.
     id: int
+    #: Who owns the account: a non-empty string.
     owner: str
+    #: The balance, a whole number that the table keeps at zero or above.
     balance: int
 
 
@@ -366,6 +451,8 @@ async def open_account(
 ) -> int:
     """Insert an account and return its new id (``fetchval`` of ``RETURNING id``).
 
+    >>> import asyncpg
+    >>> from recipes.postgres import create_accounts_table, open_account
     >>> conn = await asyncpg.connect(dsn, timeout=10)
     >>> await create_accounts_table(conn, temporary=True)
     >>> await open_account(conn, "alice", 100)
@@ -400,6 +487,10 @@ async def get_account(
 ) -> Optional[Account]:
     """Return one account by id (``fetchrow``), or ``None`` if there is none.
 
+    >>> import asyncpg
+    >>> from recipes.postgres import (
+    ...     create_accounts_table, get_account, open_account,
+    ... )
     >>> conn = await asyncpg.connect(dsn, timeout=10)
     >>> await create_accounts_table(conn, temporary=True)
     >>> alice = await open_account(conn, "alice", 100)
@@ -421,6 +512,10 @@ async def list_accounts(
 ) -> List[Account]:
     """Return all accounts, or those of one ``owner``, oldest first (``fetch``).
 
+    >>> import asyncpg
+    >>> from recipes.postgres import (
+    ...     create_accounts_table, list_accounts, open_account,
+    ... )
     >>> conn = await asyncpg.connect(dsn, timeout=10)
     >>> await create_accounts_table(conn, temporary=True)
     >>> for owner in ("alice", "bob", "alice"):
@@ -454,6 +549,10 @@ async def transfer(
 ) -> None:
     """Move ``amount`` from account ``source`` to ``target``: both writes or neither.
 
+    >>> import asyncpg
+    >>> from recipes.postgres import (
+    ...     create_accounts_table, list_accounts, open_account, transfer,
+    ... )
     >>> conn = await asyncpg.connect(dsn, timeout=10)
     >>> await create_accounts_table(conn, temporary=True)
     >>> alice = await open_account(conn, "alice", 100)
@@ -531,6 +630,8 @@ async def load_accounts(
 ) -> int:
     """Insert many ``(owner, balance)`` rows at once; return how many were loaded.
 
+    >>> import asyncpg
+    >>> from recipes.postgres import create_accounts_table, load_accounts
     >>> conn = await asyncpg.connect(dsn, timeout=10)
     >>> await create_accounts_table(conn, temporary=True)
     >>> await load_accounts(conn, [(f"owner {n}", n) for n in range(1000)])
@@ -590,13 +691,19 @@ async def open_pool(
     Tasks that share one connection collide; tasks that borrow from a pool
     don't:
 
+    >>> import asyncio
+    >>> import asyncpg
+    >>> from recipes.postgres import fetch_from_pool, open_pool
     >>> conn = await asyncpg.connect(dsn, timeout=10)
-    >>> await asyncio.gather(
+    >>> slow, fast = await asyncio.gather(
     ...     conn.fetchval("SELECT 'slow' FROM pg_sleep(0.1)"),
     ...     conn.fetchval("SELECT 'fast'"),
     ...     return_exceptions=True,
     ... )
-    ['slow', InterfaceError('cannot perform operation: another operation is in progress')]
+    >>> slow
+    'slow'
+    >>> fast
+    InterfaceError('cannot perform operation: another operation is in progress')
     >>> await conn.close()
     >>> async with open_pool(dsn, max_size=2) as pool:
     ...     await asyncio.gather(
@@ -645,6 +752,8 @@ async def fetch_from_pool(
 ) -> List[asyncpg.Record]:
     """Run ``query`` on a borrowed connection, waiting at most ``acquire_timeout`` for one.
 
+    >>> import asyncio
+    >>> from recipes.postgres import fetch_from_pool, open_pool
     >>> async with open_pool(dsn, max_size=1) as pool:
     ...     rows = await fetch_from_pool(pool, "SELECT $1::int AS n", 7)
     ...     print(rows[0]["n"])
@@ -654,7 +763,8 @@ async def fetch_from_pool(
     caller gets :exc:`asyncio.TimeoutError` instead of waiting forever:
 
     >>> async with open_pool(dsn, max_size=1) as pool:
-    ...     busy = asyncio.create_task(fetch_from_pool(pool, "SELECT pg_sleep(0.5)"))
+    ...     sleeper = fetch_from_pool(pool, "SELECT pg_sleep(0.5)")
+    ...     busy = asyncio.create_task(sleeper)
     ...     await asyncio.sleep(0.1)
     ...     try:
     ...         await fetch_from_pool(pool, "SELECT 1", acquire_timeout=0.2)
@@ -673,6 +783,8 @@ async def fetch_from_pool(
 async def notify(conn: _Connection, channel: str, payload: str, *, timeout: float = 10.0) -> None:
     """Send ``payload`` to every connection listening on ``channel``.
 
+    >>> import asyncpg
+    >>> from recipes.postgres import notify
     >>> conn = await asyncpg.connect(dsn, timeout=10)
     >>> await notify(conn, "accounts", "account 7 changed")
 
@@ -699,6 +811,9 @@ async def listen(
 ) -> AsyncIterator[asyncio.Queue[str]]:
     """Subscribe ``conn`` to ``channel``; yield a queue that receives the payloads.
 
+    >>> import asyncio
+    >>> import asyncpg
+    >>> from recipes.postgres import listen, notify
     >>> listener = await asyncpg.connect(dsn, timeout=10)
     >>> sender = await asyncpg.connect(dsn, timeout=10)
     >>> async with listen(listener, "accounts") as inbox:
@@ -712,11 +827,12 @@ async def listen(
     in a task that can be cancelled, mind what *Timeouts on every call* says
     about :func:`asyncio.wait_for` on 3.8–3.11:
 
-    >>> async with listen(listener, "accounts") as inbox:  # doctest: +IGNORE_EXCEPTION_DETAIL
-    ...     await asyncio.wait_for(inbox.get(), timeout=0.2)
-    Traceback (most recent call last):
-    ...
-    TimeoutError
+    >>> async with listen(listener, "accounts") as inbox:
+    ...     try:
+    ...         await asyncio.wait_for(inbox.get(), timeout=0.2)
+    ...     except asyncio.TimeoutError:
+    ...         print("nothing within 0.2 s")
+    nothing within 0.2 s
     >>> await listener.close()
     >>> await sender.close()
 

@@ -1,4 +1,4 @@
-"""Producer/consumer queues: hand work between tasks, lose nothing, never hang.
+"""Hand work between tasks, lose nothing, never hang.
 
 A queue lets the tasks that *find* work run at their own pace while a fixed
 number of tasks *do* the work.  :class:`asyncio.Queue` gives you the buffer;
@@ -11,6 +11,15 @@ that delivers each item exactly once even when a stage raises.
 
 Handing work to several consumers
 ---------------------------------
+
+.. index::
+   single: producer/consumer
+   single: worker pool; with a queue
+   single: sentinel; stopping consumers
+   pair: Queue; join
+   pair: Queue; task_done
+   single: error messages; task_done() called too many times
+   single: error messages; Task exception was never retrieved
 
 You have items to process and want three of them in progress at any time.
 Start three consumer tasks that share one queue, put the items in, then put
@@ -64,8 +73,18 @@ marked done, so it is the producer's way of asking "is everything processed?".
    case.  Their references say on which Python versions, and for which
    cancellations, that holds.
 
+When the items are all known up front and you only need "at most N at a
+time", you do not need a queue: :func:`recipes.limiting.bounded_gather` (see
+:doc:`/recipes/limiting`) runs them through a fixed pool of workers in one call.
+A queue is for work that arrives over time, from one or more producers.
+
 Applying backpressure with a bounded queue
 ------------------------------------------
+
+.. index::
+   single: backpressure
+   pair: Queue; maxsize
+   single: QueueFull
 
 An unbounded queue lets a fast producer pile up items in memory while the
 consumers fall behind.  Give the queue a ``maxsize``: once it is full,
@@ -99,6 +118,11 @@ drop or reject work than wait.
 Serving urgent items first
 --------------------------
 
+.. index::
+   single: PriorityQueue
+   pair: priority queue; ties
+   single: error messages; '<' not supported between instances of 'dict' and 'dict'
+
 :class:`asyncio.PriorityQueue` returns the smallest entry first, so the usual
 entry is a ``(priority, payload)`` tuple.  When two priorities are equal,
 Python compares the payloads, which fails for dicts and most objects:
@@ -129,14 +153,22 @@ payload, so :func:`consume` works with it unchanged.
 Shutting a queue down
 ---------------------
 
+.. index::
+   single: Queue.shutdown
+   single: QueueShutDown
+   single: ClosableQueue
+   pair: queue; closing
+
 .. versionadded:: 3.13
    :meth:`asyncio.Queue.shutdown`: afterwards ``put()`` raises
    :exc:`asyncio.QueueShutDown`, ``get()`` raises it once the queue is empty,
    and every task blocked in either is woken up.  No sentinel counting needed:
 
 >>> queue = asyncio.Queue()  # doctest: +PY313
->>> handled = []
->>> workers = [asyncio.create_task(consume(queue, handle)) for _ in range(2)]  # doctest: +PY313
+>>> handled = []  # doctest: +PY313
+>>> workers = [  # doctest: +PY313
+...     asyncio.create_task(consume(queue, handle)) for _ in range(2)
+... ]
 >>> for item in "abc":  # doctest: +PY313
 ...     await queue.put(item)
 >>> queue.shutdown()  # doctest: +PY313
@@ -157,6 +189,11 @@ also discards the items still waiting and marks them done.
 Running a multi-stage pipeline
 ------------------------------
 
+.. index::
+   single: pipeline
+   pair: pipeline; stages
+   single: StageFailure
+
 Real work often has stages: download, then parse, then store.  Each stage gets
 its own queue and its own workers, and the bounded queues between the stages
 keep a fast stage from flooding a slow one.  :func:`run_pipeline` builds that
@@ -164,19 +201,30 @@ arrangement, feeds it, and returns once every item has left the last stage.
 An item whose stage raises is recorded with the stage name and the exception;
 the other items keep flowing:
 
+>>> from recipes.queues import run_pipeline
 >>> async def parse(text):
 ...     return int(text)
 >>> async def double(number):
 ...     await asyncio.sleep(0.1)
 ...     return 2 * number
->>> result = await run_pipeline(["1", "2", "oops", "4"], parse, double, workers=2)
+>>> items = ["1", "2", "oops", "4"]
+>>> result = await run_pipeline(items, parse, double, workers=2)
 >>> result.results
 [2, 4, 8]
 >>> [(failure.index, failure.stage) for failure in result.failures]
 [(2, 'parse')]
 
+The source may also be an async iterable, such as the streams of
+:doc:`/recipes/async_iteration`; it is read only as fast as the first stage
+takes items.
+
 Stopping workers cleanly
 ------------------------
+
+.. index::
+   pair: workers; stopping
+   pair: asyncio.run; leftover tasks
+   single: error messages; Task was destroyed but it is pending!
 
 Consumers loop forever, so something has to end them.  After ``join()`` has
 returned, the queue is empty and every worker is idle in ``get()``: that is
@@ -200,6 +248,9 @@ True
 ``cancel()`` returns True because each task was still running; the
 gathered outcomes confirm that both ended by cancellation.
 :func:`run_pipeline` ends its workers this way, stage by stage.
+:func:`recipes.cancellation.cancel_and_wait` does the same cancel-then-await in
+one call, and keeps waiting if a second cancellation arrives meanwhile
+(:doc:`/recipes/cancellation`).
 
 .. important::
 
@@ -212,39 +263,98 @@ gathered outcomes confirm that both ended by cancellation.
    it into an error that the worker catches, makes ``asyncio.run()`` wait
    for it forever (:func:`consume` ends cancelled then, on Python 3.11+),
    and a worker whose task object is dropped and
-   garbage-collected produces ``Task was destroyed but it is pending!``.
+   garbage-collected produces ``Task was destroyed but it is pending!``
+   (:doc:`/recipes/tasks` shows how to keep a reference).
    Keep the task objects, cancel them at the end, and await them.
 
 Here the worker is left running; its cleanup happens after ``main()`` has
-returned, while ``asyncio.run()`` shuts down:
+returned, while ``asyncio.run()`` shuts down.  This is about how a whole
+program ends, so it is a script to run, not an example to paste:
 
->>> async def worker(queue):
-...     try:
-...         while True:
-...             await queue.get()
-...     finally:
-...         await asyncio.sleep(0)  # an asynchronous cleanup step
-...         print("worker cleaned up")
->>> async def main():
-...     queue = asyncio.Queue()
-...     leftover.append(asyncio.create_task(worker(queue)))  # never cancelled
-...     await asyncio.sleep(0)
-...     print("main returns")
->>> leftover = []
->>> asyncio.run(main())
-main returns
-worker cleaned up
+.. script:: leftover_worker.py
+
+   import asyncio
+
+   background = set()  # the loop keeps only weak references to tasks
+
+
+   async def worker(queue):
+       try:
+           while True:
+               await queue.get()
+       finally:
+           await asyncio.sleep(0)  # an asynchronous cleanup step
+           print("worker cleaned up")
+
+
+   async def main():
+       queue = asyncio.Queue()
+       background.add(asyncio.create_task(worker(queue)))  # never cancelled
+       await asyncio.sleep(0)
+       print("main returns")
+
+
+   asyncio.run(main())
+   print("asyncio.run() returned")
+
+.. script-output::
+
+   main returns
+   worker cleaned up
+   asyncio.run() returned
 
 Putting it together
 -------------------
 
 A complete program: two stages, three workers each, a result for every input.
 
->>> async def main():
-...     result = await run_pipeline(["10", "x", "30"], parse, double, workers=3)
-...     return result.results, [failure.item for failure in result.failures]
->>> asyncio.run(main())
-([20, 60], ['x'])
+.. script:: pipeline.py
+
+   import asyncio
+
+   from recipes.queues import run_pipeline
+
+
+   async def parse(text):
+       return int(text)
+
+
+   async def double(number):
+       await asyncio.sleep(0.01)  # some I/O
+       return 2 * number
+
+
+   async def main():
+       result = await run_pipeline(["10", "x", "30"], parse, double, workers=3)
+       print("results:", result.results)
+       for failure in result.failures:
+           print("failed:", failure.index, failure.stage, repr(failure.error))
+
+
+   asyncio.run(main())
+
+.. script-output::
+
+   results: [20, 60]
+   failed: 1 parse ValueError("invalid literal for int() with base 10: 'x'")
+
+For a queue that survives a restart of the process – jobs in a database table,
+claimed by workers on several machines – see :doc:`/recipes/job_queue`; the
+crawler of :doc:`/recipes/crawler` runs its fetches through a worker pool much
+like :func:`consume`'s.
+
+See also
+--------
+
+* :doc:`/recipes/limiting` – :func:`~recipes.limiting.bounded_gather` when all
+  the work is known up front, and rate limits.
+* :doc:`/recipes/cancellation` and :doc:`/recipes/tasks` – stopping workers, and
+  keeping their tasks alive.
+* :doc:`/recipes/job_queue` – a durable queue on PostgreSQL.
+* Python: :doc:`python:library/asyncio-queue` (:class:`asyncio.Queue`,
+  :class:`asyncio.PriorityQueue`, :class:`asyncio.LifoQueue`,
+  :meth:`asyncio.Queue.shutdown`), and its
+  :ref:`example of workers sharing a queue <python:asyncio_example_queue_dist>`.
 """
 
 from __future__ import annotations
@@ -328,6 +438,8 @@ async def consume(
 
     Run several of these as tasks on one queue to process items concurrently:
 
+    >>> import asyncio
+    >>> from recipes.queues import STOP, consume
     >>> seen = []
     >>> async def record(item):
     ...     seen.append(item)
@@ -375,9 +487,11 @@ async def consume(
     >>> async def picky(item):
     ...     if item == "bad":
     ...         raise ValueError(f"cannot handle {item!r}")
+    >>> def note(item, exc):
+    ...     failed.append((item, str(exc)))
     >>> for item in ["good", "bad", "good", STOP]:
     ...     queue.put_nowait(item)
-    >>> await consume(queue, picky, on_error=lambda item, exc: failed.append((item, str(exc))))
+    >>> await consume(queue, picky, on_error=note)
     >>> failed
     [('bad', "cannot handle 'bad'")]
     >>> await queue.join()
@@ -462,6 +576,7 @@ class StablePriorityQueue(Generic[T]):
     Lower priorities come out first, as with :class:`asyncio.PriorityQueue`;
     ``get()`` returns the payload alone:
 
+    >>> from recipes.queues import STOP, StablePriorityQueue, consume
     >>> jobs = StablePriorityQueue()
     >>> jobs.put_nowait({"job": "report"}, priority=5)
     >>> jobs.put_nowait({"job": "alert"}, priority=1)
@@ -577,6 +692,8 @@ class ClosableQueue(Generic[T]):
     queue is empty.  Tasks blocked in ``get()`` or ``put()`` are woken up, so
     any number of consumers stop without sentinels:
 
+    >>> import asyncio
+    >>> from recipes.queues import ClosableQueue, consume
     >>> queue = ClosableQueue()
     >>> handled = []
     >>> async def handle(item):
@@ -708,7 +825,10 @@ class StageFailure:
     function's name, ``item`` the value that stage received and ``error`` the
     exception it raised:
 
-    >>> failure = StageFailure(index=3, stage="parse", item="x", error=ValueError("bad"))
+    >>> from recipes.queues import StageFailure
+    >>> failure = StageFailure(
+    ...     index=3, stage="parse", item="x", error=ValueError("bad")
+    ... )
     >>> f"item {failure.index} failed in {failure.stage}: {failure.error!r}"
     "item 3 failed in parse: ValueError('bad')"
     """
@@ -726,6 +846,7 @@ class PipelineResult:
     Every source item appears exactly once: its final output in ``results``,
     or a :class:`StageFailure` in ``failures``.
 
+    >>> from recipes.queues import PipelineResult
     >>> PipelineResult(results=[2, 4], failures=[]).results
     [2, 4]
     """
@@ -958,6 +1079,8 @@ async def run_pipeline(
     stage is the input of the next.  The result lists the last stage's
     outputs in source order:
 
+    >>> import asyncio
+    >>> from recipes.queues import run_pipeline
     >>> async def square(n):
     ...     await asyncio.sleep(0.1)
     ...     return n * n

@@ -6,15 +6,22 @@ chapter shows the race each one prevents, a copyable barrier for Python 3.8–3.
 per-key lock, a closable bounded buffer, a table for choosing between them, and the
 pitfall of creating them before the event loop runs.  They coordinate *tasks on one
 event loop*; they are not thread-safe (use :mod:`threading` or
-``loop.call_soon_threadsafe`` across threads).
+``loop.call_soon_threadsafe`` across threads, as :doc:`/recipes/event_loop` shows).
 
 Protecting a read-modify-write with a Lock
 ------------------------------------------
+
+.. index::
+   single: race condition
+   pair: Lock; read-modify-write
 
 A task that reads shared state, awaits, and writes back a value computed from what it
 read loses every update made by other tasks during the ``await``.  No threads are
 needed for this race; one ``await`` between the read and the write is enough:
 
+>>> import asyncio
+>>> from recipes.synchronization import BoundedBuffer, KeyedLock
+>>> from recipes.synchronization import SimpleBarrier, wait_event
 >>> account = {"balance": 0}
 >>> async def deposit(amount):
 ...     balance = account["balance"]
@@ -45,6 +52,10 @@ no ``await`` between read and write needs no lock at all.  When each *key* (a us
 URL) needs its own lock, :class:`KeyedLock` creates them on demand and forgets them
 when unused.
 
+.. index::
+   pair: Lock; reentrancy
+   pair: deadlock; Lock
+
 .. important::
 
    :class:`asyncio.Lock` is not reentrant.  A task that holds it and calls code that
@@ -54,6 +65,9 @@ when unused.
 
 Signalling with an Event
 ------------------------
+
+.. index::
+   pair: Event; signalling
 
 An :class:`asyncio.Event` is a flag that tasks wait for: ``set()`` wakes every
 current waiter, and later ``wait()`` calls return at once until ``clear()``.  It is
@@ -75,10 +89,15 @@ b starts
 False
 
 An event carries no data and does not count: ``set()`` twice is one signal.  To hand
-over values use a queue; to wait for "the state is now X" use a condition.
+over values use a queue (:doc:`/recipes/queues`); to wait for "the state is now X"
+use a condition.
 
 Waiting for a condition
 -----------------------
+
+.. index::
+   single: Condition
+   pair: bounded buffer; producer/consumer
 
 A :class:`asyncio.Condition` lets tasks sleep until shared state satisfies a
 predicate.  ``await cond.wait_for(predicate)`` (with the condition's lock held)
@@ -107,11 +126,16 @@ got 2
 got 3
 
 For a plain producer/consumer hand-off :class:`asyncio.Queue` is simpler and
-faster; reach for a condition when the predicate is about *your* state (a balance
-that must cover a withdrawal, a set of workers that must be idle).
+faster (:doc:`/recipes/queues` covers closing, priorities and pipelines); reach for a
+condition when the predicate is about *your* state (a balance that must cover a
+withdrawal, a set of workers that must be idle).
 
 Limiting concurrency with a Semaphore
 -------------------------------------
+
+.. index::
+   pair: Semaphore; concurrency limit
+   single: BoundedSemaphore
 
 A :class:`asyncio.Semaphore` holds a number of permits: ``async with sem`` takes one,
 waiting while none is left.  Use it to cap how many tasks do something at once.  A
@@ -136,6 +160,9 @@ use ``async with`` – silently adds a permit, and the cap is gone:
 >>> await peak_concurrency(sem, 5)
 3
 
+.. index::
+   single: error messages; BoundedSemaphore released too many times
+
 :class:`asyncio.BoundedSemaphore` refuses to grow beyond its initial value, so the
 bug fails loudly where it happens.  Prefer it whenever the count is a limit:
 
@@ -145,8 +172,21 @@ Traceback (most recent call last):
   ...
 ValueError: BoundedSemaphore released too many times
 
+This section is about the primitive.  To limit a real workload, see
+:ref:`recipes/limiting:Limiting concurrency with a semaphore`:
+:func:`recipes.limiting.limit_concurrency` puts one limit on every call of a
+function (one semaphore per event loop), and
+:func:`recipes.limiting.bounded_gather` runs a batch of jobs with a fixed pool
+of workers instead of one waiting task per job.  Use a semaphore of your own
+to guard a section of your code; use those when the limit belongs to a
+function or a batch.
+
 Meeting at a Barrier
 --------------------
+
+.. index::
+   single: Barrier
+   pair: Barrier; Python 3.8–3.10
 
 A barrier makes a fixed number of tasks (the *parties*) wait until all of them have
 arrived, then releases them together; it then resets for the next round.  Use it for
@@ -157,47 +197,103 @@ phases: "every worker has loaded its shard – now all start computing".
    last to arrive gets ``parties - 1``); it also has ``abort()``, ``reset()`` and
    ``asyncio.BrokenBarrierError``.
 
+Three tasks arrive after 0.1, 0.2 and 0.3 s; each gets its arrival index, and all
+leave at 0.3 s, when the last one arrives:
+
 >>> loop = asyncio.get_running_loop()
->>> async def arrive(barrier, delay):
-...     await asyncio.sleep(delay)
-...     index = await barrier.wait()
-...     return index, round(loop.time() - start, 1)
->>> barrier = asyncio.Barrier(3)  # doctest: +PY311
->>> start = loop.time()
->>> await asyncio.gather(*(arrive(barrier, d) for d in (0.1, 0.2, 0.3)))  # doctest: +PY311
+>>> async def meet(barrier):
+...     start = loop.time()
+...     async def arrive(delay):
+...         await asyncio.sleep(delay)
+...         index = await barrier.wait()
+...         return index, round(loop.time() - start, 1)
+...     return await asyncio.gather(*(arrive(d) for d in (0.1, 0.2, 0.3)))
+>>> await meet(asyncio.Barrier(3))  # doctest: +PY311
 [(0, 0.3), (1, 0.3), (2, 0.3)]
 
 On 3.8–3.10, :class:`SimpleBarrier` – a dozen lines on top of a condition – does the
 same for the common case:
 
->>> barrier = SimpleBarrier(3)
->>> start = loop.time()
->>> await asyncio.gather(*(arrive(barrier, d) for d in (0.1, 0.2, 0.3)))
+>>> await meet(SimpleBarrier(3))
 [(0, 0.3), (1, 0.3), (2, 0.3)]
 
 Creating primitives inside the running loop
 -------------------------------------------
 
+.. index::
+   single: error messages; <asyncio.locks.Lock object at ...> is bound to a different event loop
+   single: error messages; Task <Task pending ...> got Future <Future pending> \
+attached to a different loop
+   pair: Lock; event loop binding
+
 Create locks, events, conditions, semaphores and queues inside the code that the
 event loop runs – in ``main()``, or in the ``__init__`` of an object that ``main()``
-creates – and never at module level:
+creates – and never at module level.  Such a program can run :func:`asyncio.run` as
+often as it likes, each time with a new event loop, as a test suite does:
 
->>> class Service:
-...     def __init__(self):
-...         self.lock = asyncio.Lock()  # created inside the running loop
-...     async def handle(self, n):
-...         async with self.lock:
-...             await asyncio.sleep(0)
-...             return n
->>> async def main():
-...     service = Service()
-...     return await asyncio.gather(service.handle(1), service.handle(2))
->>> asyncio.run(main()), asyncio.run(main())
-([1, 2], [1, 2])
+.. script:: lock_per_run.py
+
+   import asyncio
+
+
+   class Service:
+       def __init__(self):
+           self.lock = asyncio.Lock()  # created inside the running loop
+
+       async def handle(self, n):
+           async with self.lock:
+               await asyncio.sleep(0)
+               return n
+
+
+   async def main():
+       service = Service()
+       return await asyncio.gather(service.handle(1), service.handle(2))
+
+
+   print(asyncio.run(main()))
+   print(asyncio.run(main()))  # a second event loop
+
+.. script-output::
+
+   [1, 2]
+   [1, 2]
 
 .. versionchanged:: 3.10
    Primitives no longer take the loop when they are created (the ``loop`` parameter
    was removed); they bind to the loop that first needs them.
+
+Created at import time instead, the lock works in the first event loop and fails
+in the second one, as soon as a task has to wait for it:
+
+.. script:: module_level_lock.py
+   :requires-python: 3.10
+
+   import asyncio
+
+   lock = asyncio.Lock()  # the bug: created at import time
+
+
+   async def handle(n):
+       async with lock:
+           await asyncio.sleep(0)
+           return n
+
+
+   async def main():
+       return await asyncio.gather(handle(1), handle(2))
+
+
+   print(asyncio.run(main()))
+   try:
+       print(asyncio.run(main()))
+   except RuntimeError as exc:
+       print("RuntimeError:", exc)
+
+.. script-output::
+
+   [1, 2]
+   RuntimeError: <asyncio.locks.Lock object at 0x... [locked]> is bound to a different event loop
 
 .. important::
 
@@ -208,8 +304,7 @@ creates – and never at module level:
    <Future pending> attached to a different loop``.  From 3.10 on a primitive binds to
    the loop that first waits on it; reusing it from a second loop – a second
    ``asyncio.run()``, or the next test under pytest-asyncio with its fresh loop per
-   test – fails with ``RuntimeError: <asyncio.locks.Lock object at 0x...  [locked]> is
-   bound to a different event loop``.  Uncontended use never waits, so the error shows
+   test – fails with the error above.  Uncontended use never waits, so the error shows
    up only under load.
 
 Choosing a primitive
@@ -225,6 +320,8 @@ wait until shared state satisfies a predicate     :class:`asyncio.Condition`
 pass items from producers to consumers            :class:`asyncio.Queue`
 … and close it, waking everyone (before 3.13)     :class:`BoundedBuffer`
 at most *N* tasks in a section at once            :class:`asyncio.BoundedSemaphore`
+… for every call of a function                    :func:`~recipes.limiting.limit_concurrency`
+… for a batch of jobs, with a pool of workers     :func:`~recipes.limiting.bounded_gather`
 *N* tasks wait for each other, round after round  ``asyncio.Barrier`` (Python 3.11+)
 … on Python 3.8–3.10                              :class:`SimpleBarrier`
 coordinate with threads                           :mod:`threading`, ``call_soon_threadsafe``
@@ -244,9 +341,23 @@ phases:
 ...             counts[phase] = value + 1
 ...         await barrier.wait()
 >>> locks, barrier, counts = KeyedLock(), SimpleBarrier(3), {}
->>> _ = await asyncio.gather(*(phase_worker(locks, barrier, counts, n) for n in "abc"))
+>>> workers = [phase_worker(locks, barrier, counts, n) for n in "abc"]
+>>> _ = await asyncio.gather(*workers)
 >>> counts, len(locks)
 ({0: 3, 1: 3}, 0)
+
+See also
+--------
+
+* :doc:`/recipes/limiting`: semaphores applied to calls, batches and rates.
+* :doc:`/recipes/queues`: handing items from producers to consumers.
+* :doc:`/recipes/timeouts`: waiting for an event or a lock with a deadline.
+* :doc:`/recipes/event_loop`: crossing from threads into the event loop.
+* :doc:`/recipes/cancellation`: what a cancellation does to a task that holds or
+  waits for a lock.
+* Python: :doc:`python:library/asyncio-sync` (every primitive of this chapter),
+  :doc:`python:library/asyncio-queue`, and :ref:`python:asyncio-multithreading`
+  for threads.
 """
 
 from __future__ import annotations
@@ -287,6 +398,8 @@ class KeyedLock(Generic[K]):
     Tasks that use the same key run one at a time; different keys do not wait for
     each other:
 
+    >>> import asyncio
+    >>> from recipes.synchronization import KeyedLock
     >>> locks = KeyedLock()
     >>> async def fetch_once(url, cache):
     ...     async with locks(url):
@@ -351,6 +464,8 @@ async def wait_event(event: asyncio.Event, timeout: Optional[float]) -> bool:
     The asyncio counterpart of ``threading.Event.wait(timeout)``: a timeout is a
     normal outcome here, not an exception.
 
+    >>> import asyncio
+    >>> from recipes.synchronization import wait_event
     >>> done = asyncio.Event()
     >>> await wait_event(done, timeout=0.2)
     False
@@ -389,6 +504,8 @@ class BoundedBuffer(Generic[T]):
     ``close()`` wakes everyone: producers then fail with :exc:`BufferClosed`, and
     consumers drain the remaining items before they do (``async for`` simply ends):
 
+    >>> import asyncio
+    >>> from recipes.synchronization import BoundedBuffer
     >>> buffer = BoundedBuffer(3)
     >>> for word in ("to", "be", "or"):
     ...     await buffer.put(word)
@@ -500,6 +617,8 @@ class SimpleBarrier:
     ``wait()`` returns the party's arrival index in its round, ``0`` to
     ``parties - 1``:
 
+    >>> import asyncio
+    >>> from recipes.synchronization import SimpleBarrier
     >>> barrier = SimpleBarrier(2)
     >>> async def step(name, delay):
     ...     for round_no in range(2):
@@ -516,10 +635,11 @@ class SimpleBarrier:
     leaves the round, and the round then needs another party:
 
     >>> barrier = SimpleBarrier(2)
-    >>> await asyncio.wait_for(barrier.wait(), 0.1)  # doctest: +IGNORE_EXCEPTION_DETAIL
-    Traceback (most recent call last):
-      ...
-    TimeoutError
+    >>> try:
+    ...     await asyncio.wait_for(barrier.wait(), 0.1)
+    ... except asyncio.TimeoutError:
+    ...     print("nobody else came")
+    nobody else came
     >>> barrier.n_waiting
     0
 

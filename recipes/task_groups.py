@@ -3,64 +3,36 @@ reference, awaits it and cancels it when things go wrong, it leaks, and its erro
 lost.  *Structured concurrency* ties tasks to a block of code instead: the block does
 not exit until every task started in it has finished, and if one of them fails, the
 others are cancelled and every error is reported together as an ``ExceptionGroup``.
-:class:`asyncio.TaskGroup` (Python 3.11+) is asyncio's tool for this.  This chapter
-shows how to use it on every Python from 3.8 up, how to catch and take apart the
-exception groups it raises, how to stop a group early on purpose, when
-:func:`asyncio.gather` is still the better choice, and three helpers built on it:
-:func:`run_all`, :class:`StoppableTaskGroup` and :func:`race`, plus
+:class:`asyncio.TaskGroup` is asyncio's tool for this, built in from Python 3.11 and
+available on 3.8–3.10 through a backport.  This chapter shows how to use it, how to
+catch and take apart the exception groups it raises, how to stop a group early on
+purpose, when :func:`asyncio.gather` is still the better choice, and three helpers
+built on it: :func:`run_all`, :class:`StoppableTaskGroup` and :func:`race`, plus
 :func:`flatten_exceptions` for logging.
-
-Using TaskGroup on Python 3.8 to 3.10
--------------------------------------
-
-:class:`asyncio.TaskGroup`, :exc:`ExceptionGroup` and ``except*`` arrived in Python
-3.11.  Two backports from PyPI bring the first two to 3.8–3.10: ``taskgroup`` (the
-3.12 TaskGroup, also ``timeout()`` and ``Runner``) and ``exceptiongroup``
-(:exc:`BaseExceptionGroup` and :exc:`ExceptionGroup` with the same methods).  Install
-them only where needed::
-
-    pip install "taskgroup; python_version < '3.11'" "exceptiongroup; python_version < '3.11'"
-
-and bind the names once, at the top of the module, as this one does:
-
->>> import sys
->>> if sys.version_info >= (3, 11):
-...     from asyncio import TaskGroup
-... else:
-...     from exceptiongroup import BaseExceptionGroup, ExceptionGroup
-...     from taskgroup import TaskGroup
-
-The rest of this chapter uses those three names and runs unchanged from 3.8 on.
-``except*`` is syntax, and a backport cannot add syntax: on 3.8–3.10 catch
-:exc:`BaseExceptionGroup` and take it apart with ``split()`` (below), or use the
-backport's ``exceptiongroup.catch()`` context manager.
-
-.. important::
-
-   A module that contains ``except*`` anywhere is a :exc:`SyntaxError` on 3.8–3.10 –
-   the whole module fails to import, not just the function.  Code that must run there
-   uses ``split()`` instead.
-
-The ``taskgroup`` backport needs :meth:`asyncio.Task.uncancel`, which older tasks lack,
-so on entering the block it moves the current coroutine into a task of its own Task
-subclass and moves it back on exit.  Inside the block, :func:`asyncio.current_task`
-therefore returns a different object than outside it.
-
-.. important::
-
-   On Python 3.8 (not 3.9 or 3.10), ``taskgroup`` 0.2.2 hangs, spinning at full CPU,
-   when the task running ``async with TaskGroup()`` is cancelled from outside – by
-   ``task.cancel()`` or a timeout – while the body of the block is suspended at an
-   ``await`` of its own.  A cancellation that arrives while the block waits for its
-   tasks at the end works.  On 3.8, keep the body free of awaits: start the tasks and
-   let the block end, as :func:`run_all` and :func:`race` do.
 
 Running tasks as a group
 ------------------------
 
+.. index::
+   single: structured concurrency
+   pair: TaskGroup; create_task
+
 Start tasks with ``tg.create_task()`` inside ``async with TaskGroup() as tg:``.  The
 block waits for all of them at its end, so when it exits every task is done and
-``task.result()`` is safe to call:
+``task.result()`` is safe to call.
+
+:class:`~asyncio.TaskGroup` is part of asyncio from Python 3.11 on.  On 3.8–3.10 it
+comes from the ``taskgroup`` backport on PyPI, and the exception groups it raises
+from ``exceptiongroup`` (``pip install taskgroup exceptiongroup``).  This import
+works on every version, and the examples of this chapter need nothing else;
+`Using TaskGroup on Python 3.8 to 3.10`_ below tells the rest of the story:
+
+>>> import asyncio
+>>> try:
+...     from asyncio import TaskGroup  # Python 3.11 and newer
+... except ImportError:  # 3.8-3.10: pip install taskgroup exceptiongroup
+...     from taskgroup import TaskGroup
+...     from exceptiongroup import BaseExceptionGroup, ExceptionGroup
 
 >>> async def fetch(name, seconds):
 ...     await asyncio.sleep(seconds)  # the network round trip
@@ -79,6 +51,11 @@ keeps waiting until the last one is done.  :func:`run_all` wraps the common case
 
 When a task fails
 -----------------
+
+.. index::
+   single: ExceptionGroup
+   single: error messages; unhandled errors in a TaskGroup
+   pair: TaskGroup; error handling
 
 The first exception from a task (anything but :exc:`asyncio.CancelledError`) cancels
 every other task in the group *and* the body of the ``async with`` block.  When they
@@ -117,6 +94,10 @@ re-raised as they are, not wrapped.
 Catching errors from a group
 ----------------------------
 
+.. index::
+   single: except*
+   pair: ExceptionGroup; catching
+
 ``except*`` matches the exceptions *inside* a group by type; each clause receives a
 group of just the matching ones, and anything unmatched is re-raised as a (smaller)
 group:
@@ -139,7 +120,8 @@ it.  Re-raise what you do not handle:
 ... except BaseExceptionGroup as group:
 ...     matched, rest = group.split(ValueError)
 ...     if matched is not None:
-...         print("ValueErrors:", sorted(str(exc) for exc in matched.exceptions))
+...         errors = sorted(str(exc) for exc in matched.exceptions)
+...         print("ValueErrors:", errors)
 ...     if rest is not None:
 ...         raise rest
 ValueErrors: ['a failed', 'b failed']
@@ -154,6 +136,11 @@ ValueErrors: ['a failed', 'b failed']
 Picking exceptions out of a group: split and subgroup
 -----------------------------------------------------
 
+.. index::
+   pair: ExceptionGroup; split
+   pair: ExceptionGroup; subgroup
+   single: nested exception groups
+
 Groups nest (a TaskGroup inside a task of another TaskGroup gives a group inside a
 group), so looping over ``group.exceptions`` is not enough.  Two methods walk the
 whole tree and keep its shape: :meth:`BaseExceptionGroup.subgroup` returns the
@@ -163,7 +150,9 @@ matching part (or ``None``), :meth:`BaseExceptionGroup.split` returns
 
 >>> group = ExceptionGroup("outer", [
 ...     ValueError("bad input"),
-...     ExceptionGroup("inner", [TimeoutError("slow"), ValueError("bad header")]),
+...     ExceptionGroup("inner", [
+...         TimeoutError("slow"), ValueError("bad header"),
+...     ]),
 ... ])
 >>> group.subgroup(ValueError).exceptions
 (ValueError('bad input'), ExceptionGroup('inner', [ValueError('bad header')]))
@@ -175,8 +164,75 @@ ExceptionGroup('outer', [ExceptionGroup('inner', [ValueError('bad header')])])
 
 For a log, you usually want the leaves: :func:`flatten_exceptions` lists them.
 
+Using TaskGroup on Python 3.8 to 3.10
+-------------------------------------
+
+.. index::
+   single: taskgroup (backport)
+   single: exceptiongroup (backport)
+   single: error messages; cannot import name 'TaskGroup' from 'asyncio'
+   single: error messages; name 'ExceptionGroup' is not defined
+
+:class:`asyncio.TaskGroup`, :exc:`ExceptionGroup` and ``except*`` arrived in Python
+3.11.  Before, ``from asyncio import TaskGroup`` fails with ``ImportError: cannot
+import name 'TaskGroup' from 'asyncio'``, and ``except ExceptionGroup:`` with
+``NameError: name 'ExceptionGroup' is not defined``.  Two backports from PyPI bring
+the first two to 3.8–3.10: ``taskgroup`` (the 3.12 TaskGroup, also ``timeout()`` and
+``Runner``) and ``exceptiongroup`` (:exc:`BaseExceptionGroup` and
+:exc:`ExceptionGroup` with the same methods).  Install them only where needed, for
+example in a requirements file::
+
+    taskgroup; python_version < '3.11'
+    exceptiongroup; python_version < '3.11'
+
+The ``try``/``except ImportError`` at the start of this chapter binds the names in an
+interactive session.  In a module, test the version instead, as this one does: type
+checkers such as mypy understand the test and check only the branch for the Python
+they target::
+
+    import sys
+
+    if sys.version_info >= (3, 11):
+        from asyncio import TaskGroup
+    else:
+        from exceptiongroup import BaseExceptionGroup, ExceptionGroup
+        from taskgroup import TaskGroup
+
+Code that uses those three names runs unchanged from 3.8 on.  ``except*`` is syntax,
+and a backport cannot add syntax: on 3.8–3.10 catch :exc:`BaseExceptionGroup` and
+take it apart with ``split()``, as in `Catching errors from a group`_ above, or use
+the backport's ``exceptiongroup.catch()`` context manager.
+
+.. important::
+
+   A module that contains ``except*`` anywhere is a :exc:`SyntaxError` on 3.8–3.10 –
+   the whole module fails to import, not just the function.  Code that must run there
+   uses ``split()`` instead.
+
+The ``taskgroup`` backport needs :meth:`asyncio.Task.uncancel`, which older tasks lack,
+so on entering the block it moves the current coroutine into a task of its own Task
+subclass and moves it back on exit.  Inside the block, :func:`asyncio.current_task`
+therefore returns a different object than outside it.
+
+.. important::
+
+   On Python 3.8 (not 3.9 or 3.10), ``taskgroup`` 0.2.2 hangs, spinning at full CPU,
+   when the task running ``async with TaskGroup()`` is cancelled from outside – by
+   ``task.cancel()`` or a timeout – while the body of the block is suspended at an
+   ``await`` of its own.  A cancellation that arrives while the block waits for its
+   tasks at the end works.  On 3.8, keep the body free of awaits: start the tasks and
+   let the block end, as :func:`run_all` and :func:`race` do.
+
+.. versionadded:: 3.11
+   :class:`asyncio.TaskGroup`, :exc:`ExceptionGroup` and ``except*``.
+
 Stopping a group early
 ----------------------
+
+.. index::
+   pair: TaskGroup; cancel
+   pair: TaskGroup; stopping early
+   single: StoppableTaskGroup
 
 Sometimes a group's job is done before all its tasks are: one mirror answered, a
 searcher found the item, a watchdog says stop.  On Python 3.15, call ``tg.cancel()``.
@@ -249,7 +305,7 @@ to catch exactly that exception outside:
 ...     async with TaskGroup() as tg:
 ...         crawler = tg.create_task(step("crawler", 10))
 ...         await asyncio.sleep(0.1)
-...         stopper = tg.create_task(finish())  # the job is done: stop everything
+...         stopper = tg.create_task(finish())  # done: stop everything
 ... except* _Done:
 ...     pass
 crawler cancelled
@@ -257,6 +313,7 @@ crawler cancelled
 :class:`StoppableTaskGroup` packages that pattern, so ``stop()`` works on every
 version from 3.8 on, and any *other* error still comes out as usual:
 
+>>> from recipes.task_groups import StoppableTaskGroup
 >>> async with StoppableTaskGroup() as group:
 ...     crawler = group.create_task(step("crawler", 10))
 ...     await asyncio.sleep(0.1)
@@ -270,8 +327,23 @@ task that calls ``stop()`` and returns keeps its result, a task whose sleep ende
 the same moment still finishes, and a failure that comes at the same moment as
 ``stop()`` is still reported.  :func:`race` relies on that.
 
+.. versionchanged:: 3.13
+   A TaskGroup whose parent task is cancelled from outside while the group is already
+   shutting down (because a task failed, or :class:`StoppableTaskGroup` was stopped) now
+   passes that cancellation on.  On 3.8–3.12 it is lost: the task carries on as if
+   ``cancel()`` had never been called.
+
+.. versionchanged:: 3.15
+   A group stopped by ``tg.cancel()`` – and so a stopped :class:`StoppableTaskGroup` –
+   raises such a cancellation from the ``async with`` statement itself.  On 3.13 and
+   3.14 a stopped StoppableTaskGroup exits quietly and the :exc:`asyncio.CancelledError`
+   arrives at the task's next ``await``.
+
 TaskGroup or gather?
 --------------------
+
+.. index::
+   pair: gather; TaskGroup
 
 :func:`asyncio.gather` also runs awaitables concurrently and returns their results in
 order, and it exists on every version.  But when one of them fails, ``gather`` raises
@@ -288,39 +360,53 @@ gather raised: a failed
 >>> await asyncio.sleep(0.3)  # meanwhile the other one is still running
 slow_step finished anyway; its result is lost
 
-With a TaskGroup, ``slow_step()`` would have been cancelled before the ``except`` clause ran.
-Prefer a TaskGroup when one failure makes the others pointless, when tasks are
-started dynamically, or when no task may outlive the block.  ``gather`` remains right
-for "run all of them, then tell me what happened to each" –
-``gather(..., return_exceptions=True)``, which never cancels anything – and on 3.8–3.10
-without the backports.
+With a TaskGroup, ``slow_step()`` would have been cancelled before the ``except``
+clause ran.  Prefer a TaskGroup when one failure makes the others pointless, when
+tasks are started dynamically, or when no task may outlive the block.  ``gather``
+remains right for "run all of them, then tell me what happened to each" –
+``gather(..., return_exceptions=True)``, which never cancels anything – and on
+3.8–3.10 without the backports, where :func:`recipes.gathering.gather_or_cancel`
+gives gather's plain exceptions with the cancellation of a TaskGroup.
+:doc:`/recipes/gathering` covers all the ways of gathering, and
+:doc:`/recipes/errors` how the errors of each look.
 
-.. versionadded:: 3.11
-   :class:`asyncio.TaskGroup`, :exc:`ExceptionGroup` and ``except*``.
-
-.. versionchanged:: 3.13
-   A TaskGroup whose parent task is cancelled from outside while the group is already
-   shutting down (because a task failed, or :class:`StoppableTaskGroup` was stopped) now
-   passes that cancellation on.  On 3.8–3.12 it is lost: the task carries on as if
-   ``cancel()`` had never been called.
-
-.. versionchanged:: 3.15
-   A group stopped by ``tg.cancel()`` – and so a stopped :class:`StoppableTaskGroup` –
-   raises such a cancellation from the ``async with`` statement itself.  On 3.13 and
-   3.14 a stopped StoppableTaskGroup exits quietly and the :exc:`asyncio.CancelledError`
-   arrives at the task's next ``await``.
+Putting it together
+-------------------
 
 The helpers together: three mirrors race, and the winner's answer feeds a group of
-downloads.
+downloads.  :func:`race` returns the first *success*, like
+:func:`recipes.waiting.first_success`: use :func:`race` in code that already handles
+exception groups, and :func:`~recipes.waiting.first_success` when you want a
+``timeout=`` or no backports on 3.8–3.10 (it reports its failures as an
+:class:`~recipes.waiting.AllFailedError`).
 
+>>> from recipes.task_groups import race, run_all
 >>> async def mirror(name, delay):
 ...     await asyncio.sleep(delay)
 ...     return name
->>> best = await race(mirror("eu", 0.3), mirror("us", 0.1), mirror("asia", 0.2))
+>>> best = await race(
+...     mirror("eu", 0.3), mirror("us", 0.1), mirror("asia", 0.2)
+... )
 >>> best
 'us'
 >>> await run_all(*(fetch(f"{best}/part-{n}", 0.1) for n in range(3)))
 ['us/part-0: 0.1s', 'us/part-1: 0.1s', 'us/part-2: 0.1s']
+
+See also
+--------
+
+* :doc:`/recipes/errors` – handling an :exc:`ExceptionGroup`, and retrying.
+* :doc:`/recipes/gathering` – :func:`asyncio.gather` and its variants, which report
+  one error at a time.
+* :doc:`/recipes/waiting` – :func:`asyncio.wait` and races that need no exception
+  groups.
+* :doc:`/recipes/cancellation` – how the group cancels its tasks, and
+  :meth:`asyncio.Task.uncancel`, which it relies on.
+* :doc:`/recipes/timeouts` – a time limit around a whole group.
+* Python: :ref:`python:taskgroups`, :ref:`python:lib-exception-groups`, the
+  :ref:`except* clause <python:except_star>` and :pep:`654`.
+* The backports: `taskgroup <https://pypi.org/project/taskgroup/>`_ and
+  `exceptiongroup <https://pypi.org/project/exceptiongroup/>`_ on PyPI.
 """
 
 from __future__ import annotations
@@ -345,6 +431,8 @@ T = TypeVar("T")
 async def run_all(*aws: Awaitable[T]) -> List[T]:
     """Run *aws* concurrently in a TaskGroup and return their results in order.
 
+    >>> import asyncio
+    >>> from recipes.task_groups import run_all
     >>> async def square(n):
     ...     await asyncio.sleep(0.1 * (3 - n))  # the last one finishes first
     ...     return n * n
@@ -352,8 +440,12 @@ async def run_all(*aws: Awaitable[T]) -> List[T]:
     [1, 4, 9]
 
     Unlike :func:`asyncio.gather`, the first failure cancels the others, and the
-    errors come out as an :exc:`ExceptionGroup`:
+    errors come out as an :exc:`ExceptionGroup` (from ``exceptiongroup`` before
+    Python 3.11):
 
+    >>> import sys
+    >>> if sys.version_info < (3, 11):
+    ...     from exceptiongroup import ExceptionGroup
     >>> async def fail(message):
     ...     await asyncio.sleep(0.1)
     ...     raise ConnectionError(message)
@@ -408,6 +500,8 @@ _NATIVE_CANCEL = sys.version_info >= (3, 15)
 class StoppableTaskGroup:
     """A TaskGroup that ``stop()`` ends early and quietly, on Python 3.8 and up.
 
+    >>> import asyncio
+    >>> from recipes.task_groups import StoppableTaskGroup
     >>> async def tick(name):
     ...     for n in range(100):
     ...         await asyncio.sleep(0.1)
@@ -426,6 +520,9 @@ class StoppableTaskGroup:
     ``stop()`` and returns keeps its result, and any other error raised meanwhile still
     comes out as an :exc:`ExceptionGroup` – without the internal stop signal in it:
 
+    >>> import sys
+    >>> if sys.version_info < (3, 11):
+    ...     from exceptiongroup import ExceptionGroup
     >>> async def crash():
     ...     await asyncio.sleep(0.1)
     ...     raise RuntimeError("disk full")
@@ -516,6 +613,8 @@ class StoppableTaskGroup:
 async def race(*aws: Awaitable[T]) -> T:
     """Return the result of the first of *aws* to succeed, and cancel the others.
 
+    >>> import asyncio
+    >>> from recipes.task_groups import race
     >>> async def mirror(name, delay):
     ...     await asyncio.sleep(delay)
     ...     return name
@@ -525,6 +624,9 @@ async def race(*aws: Awaitable[T]) -> T:
     A failure does not end the race; the others keep going.  Only if every one of them
     fails is an :exc:`ExceptionGroup` of all the errors raised, in argument order:
 
+    >>> import sys
+    >>> if sys.version_info < (3, 11):
+    ...     from exceptiongroup import BaseExceptionGroup, ExceptionGroup
     >>> async def broken(name):
     ...     await asyncio.sleep(0.1)
     ...     raise ConnectionRefusedError(name)
@@ -545,8 +647,9 @@ async def race(*aws: Awaitable[T]) -> T:
     losing.  The caller itself was not cancelled, so it gets the group rather than a
     bare :exc:`asyncio.CancelledError`:
 
-    >>> reply = asyncio.get_running_loop().create_future()
-    >>> _ = asyncio.get_running_loop().call_later(0.2, reply.cancel)
+    >>> loop = asyncio.get_running_loop()
+    >>> reply = loop.create_future()
+    >>> _ = loop.call_later(0.2, reply.cancel)
     >>> try:
     ...     await race(broken("eu"), reply)
     ... except BaseExceptionGroup as group:
@@ -558,6 +661,11 @@ async def race(*aws: Awaitable[T]) -> T:
     If two succeed in the same step of the event loop, the earlier argument wins.  No
     arguments raise :exc:`ValueError`; a non-awaitable raises :exc:`TypeError`.  A
     cancellation of the caller cancels every contender and propagates as usual.
+
+    :func:`recipes.waiting.first_success` is the same race built on
+    :func:`asyncio.wait`: it takes a ``timeout=`` and needs no backport on 3.8–3.10,
+    and reports a race that nobody won as its own
+    :class:`~recipes.waiting.AllFailedError` rather than an exception group.
     """
     items = _awaitables("race", aws)
     if not items:
@@ -604,8 +712,14 @@ _NOTHING: Any = object()
 def flatten_exceptions(error: BaseException) -> List[BaseException]:
     """List the leaf exceptions of a (possibly nested) exception group, depth first.
 
+    >>> import sys
+    >>> from recipes.task_groups import flatten_exceptions
+    >>> if sys.version_info < (3, 11):
+    ...     from exceptiongroup import ExceptionGroup
     >>> flatten_exceptions(ExceptionGroup("outer", [
-    ...     KeyError("a"), ExceptionGroup("inner", [ValueError("b")]), OSError("c"),
+    ...     KeyError("a"),
+    ...     ExceptionGroup("inner", [ValueError("b")]),
+    ...     OSError("c"),
     ... ]))
     [KeyError('a'), ValueError('b'), OSError('c')]
 

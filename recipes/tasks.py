@@ -12,6 +12,10 @@ starts a task that runs its first step at once, on every Python that can.
 Starting a task
 ---------------
 
+.. index::
+   single: create_task
+   pair: task; starting
+
 Awaiting a coroutine runs it to the end before the next line starts.  To do
 two things at once, wrap each coroutine in a task: it starts as soon as the
 current task next waits, and ``await task`` later collects its result.
@@ -30,10 +34,17 @@ current task next waits, and ``await task`` later collects its result.
 0.3
 
 :func:`asyncio.create_task` needs a running event loop: call it from a
-coroutine (or from a callback the loop runs), not at import time.
+coroutine (or from a callback the loop runs), not at import time.  What a
+coroutine is, and what ``await`` does with it, is the subject of
+:doc:`/recipes/coroutines`.
 
 Naming tasks and finding them
 -----------------------------
+
+.. index::
+   pair: task; name
+   single: current_task
+   single: all_tasks
 
 Every task has a name, ``Task-<n>`` unless you choose one.  Names show up in
 reprs, in debug-mode warnings and in logs, so name the long-lived tasks:
@@ -53,13 +64,24 @@ code, and :func:`asyncio.all_tasks` the loop's unfinished tasks:
 ...     return asyncio.current_task().get_name()
 >>> await asyncio.create_task(whoami(), name="inspector")
 'inspector'
->>> sorted(task.get_name() for task in asyncio.all_tasks() if task is not asyncio.current_task())
+>>> sorted(
+...     task.get_name() for task in asyncio.all_tasks()
+...     if task is not asyncio.current_task()
+... )
 ['Task-...', 'worker-a']
 >>> await worker, await anonymous
 (None, None)
 
+:ref:`recipes/debugging:Seeing where a task is waiting` shows what else a
+task can tell you about itself while it runs.
+
 Reacting when a task finishes
 -----------------------------
+
+.. index::
+   single: add_done_callback
+   single: error messages; Exception in callback ...
+   pair: exception handler; set_exception_handler
 
 :meth:`asyncio.Task.add_done_callback` registers a plain function that the
 loop calls, with the task as its only argument, once the task is done
@@ -98,6 +120,12 @@ asynchronous belongs in a task of its own.
 Reading results and exceptions
 ------------------------------
 
+.. index::
+   pair: task; result
+   pair: task; exception
+   single: error messages; Result is not set.
+   single: InvalidStateError
+
 ``await task`` returns the result or raises the task's exception.  Without
 awaiting, :meth:`asyncio.Task.result` and :meth:`asyncio.Task.exception`
 read the outcome of a task that is done; on a task that is still running they
@@ -124,10 +152,17 @@ Traceback (most recent call last):
 LookupError: no user 7
 
 On a cancelled task both methods raise :exc:`asyncio.CancelledError`; check
-:meth:`asyncio.Task.cancelled` first.
+:meth:`asyncio.Task.cancelled` first.  Waiting for many tasks at once, and
+what becomes of their errors, is covered in :doc:`/recipes/gathering`,
+:doc:`/recipes/waiting` and :doc:`/recipes/errors`.
 
 Cancelling a task
 -----------------
+
+.. index::
+   pair: task; cancel
+   single: cancel message
+   single: CancelledError; never swallow
 
 :meth:`asyncio.Task.cancel` asks a task to stop: the next time the task
 waits, :exc:`asyncio.CancelledError` is raised at that ``await``, so its
@@ -197,9 +232,18 @@ The same rule applies to the code that cancels: a bare
 swallows a cancellation aimed at the *caller*.  The cancellation chapter's
 :func:`recipes.cancellation.cancel_and_wait` stops tasks without that flaw;
 :meth:`BackgroundTasks.close` does the same for the tasks it holds.
+:doc:`/recipes/cancellation` follows a cancellation all the way, from the
+request to the cleanup it triggers.
 
 Keeping fire-and-forget tasks alive
 -----------------------------------
+
+.. index::
+   single: fire-and-forget tasks
+   single: tasks; weak references
+   single: error messages; Task was destroyed but it is pending!
+   single: error messages; Task exception was never retrieved
+   single: error messages; cannot reuse already awaited coroutine
 
 Starting a task and never looking at it again is tempting for side jobs such
 as sending a notification.  But the event loop holds only *weak* references
@@ -209,7 +253,9 @@ Both show up only as log lines, here caught by an exception handler:
 
 >>> import gc
 >>> messages = []
->>> loop.set_exception_handler(lambda loop, context: messages.append(context["message"]))
+>>> def keep_message(loop, context):
+...     messages.append(context["message"])
+>>> loop.set_exception_handler(keep_message)
 >>> async def wait_for_reply() -> None:
 ...     await loop.create_future()  # a reply that nothing else refers to
 >>> async def crash() -> None:
@@ -230,7 +276,9 @@ Both show up only as log lines, here caught by an exception handler:
    collected before it finished: keep a strong reference to every task until
    it is done.  ``Task exception was never retrieved`` means a task failed and
    nothing awaited it or called ``exception()``: its error was lost.
-   :class:`BackgroundTasks` prevents both.
+   :class:`BackgroundTasks` prevents both, and
+   :ref:`recipes/debugging:Logging exceptions that nobody retrieved` shows
+   how to find the task that was lost.
 
 .. versionchanged:: 3.14
    Tasks are listed in a per-thread list instead of a weak set.  An exception
@@ -245,6 +293,7 @@ Both show up only as log lines, here caught by an exception handler:
 each error through a callback (or the log), and cancels and awaits whatever is
 left when it closes:
 
+>>> from recipes.tasks import BackgroundTasks
 >>> async def send_email(to: str) -> None:
 ...     await asyncio.sleep(0.1)
 ...     if "@" not in to:
@@ -252,13 +301,25 @@ left when it closes:
 >>> async def sign_up(users: list, background: BackgroundTasks) -> None:
 ...     for user in users:
 ...         background.spawn(send_email(user), name=f"welcome {user}")
->>> async with BackgroundTasks(on_error=lambda task, exc: print("failed:", exc)) as background:
+>>> def report_failure(task, exc):
+...     print("failed:", exc)
+>>> async with BackgroundTasks(on_error=report_failure) as background:
 ...     await sign_up(["ann@example.com", "bob"], background)
 ...     finished = await background.join()
 failed: bad address: 'bob'
 
+When the side jobs belong to one piece of work that should not finish before
+they do, an :class:`asyncio.TaskGroup` is the better home: see
+:doc:`/recipes/task_groups`.  :class:`BackgroundTasks` is for tasks that
+outlive the code that starts them, such as a request handler's follow-up
+work.
+
 Running a task in a given context
 ---------------------------------
+
+.. index::
+   pair: contextvars; task
+   single: create_task; context argument
 
 A new task runs in a *copy* of the current :mod:`contextvars` context, so it
 sees the context variables of the code that started it.  To run it in a
@@ -270,7 +331,9 @@ context of your choosing instead, pass ``context=``:
 ...     return f"[{request_id.get()}] {message}"
 >>> context = contextvars.copy_context()
 >>> token = context.run(request_id.set, "r-17")
->>> await asyncio.create_task(log_line("hello"), context=context)  # doctest: +PY311
+>>> await asyncio.create_task(  # doctest: +PY311
+...     log_line("hello"), context=context
+... )
 '[r-17] hello'
 
 On older versions, start the task from inside the context; it then runs in a
@@ -288,6 +351,12 @@ copy of that context, which is the same for reading:
 
 Starting tasks eagerly
 ----------------------
+
+.. index::
+   single: eager tasks
+   single: eager_task_factory
+   pair: create_task; eager_start
+   single: task factory
 
 A new task waits for its first turn on the loop, even when its coroutine
 could finish at once: a cache hit, say.  Every such task costs a trip through
@@ -397,6 +466,9 @@ the coroutine so that it is correct either way:
 What eager tasks change
 -----------------------
 
+.. index::
+   single: eager tasks; order of side effects
+
 Eager start changes the order in which things happen, and code that quietly
 relied on the old order breaks.  Four things to know:
 
@@ -467,17 +539,57 @@ loop, as for any task that is done.
 Putting it together
 -------------------
 
-A program that sends welcome emails in the background and shuts down cleanly:
+A program that sends welcome emails in the background, reports the one that
+fails, and shuts down cleanly.  Save it as a file and run it:
 
->>> async def main() -> None:
-...     async with BackgroundTasks() as background:
-...         await sign_up(["ann@example.com", "eve@example.com"], background)
-...         print("running:", len(background))
-...         await background.join(timeout=1)
-...     print("running:", len(background), "errors:", background.errors)
->>> asyncio.run(main())
-running: 2
-running: 0 errors: []
+.. script:: welcome_emails.py
+
+   import asyncio
+
+   from recipes.tasks import BackgroundTasks
+
+
+   async def send_email(to: str) -> None:
+       await asyncio.sleep(0.05)  # stands in for talking to a mail server
+       if "@" not in to:
+           raise ValueError(f"bad address: {to!r}")
+
+
+   def report(task: asyncio.Task, exc: BaseException) -> None:
+       print(f"{task.get_name()} failed: {exc}")
+
+
+   async def main() -> None:
+       async with BackgroundTasks(on_error=report) as background:
+           for user in ["ann@example.com", "bob", "eve@example.com"]:
+               background.spawn(send_email(user), name=f"welcome {user}")
+           print("running:", len(background))
+           await background.join(timeout=1)
+       print("running:", len(background), "errors:", background.errors)
+
+
+   asyncio.run(main())
+
+.. script-output::
+
+   running: 3
+   welcome bob failed: bad address: 'bob'
+   running: 0 errors: [ValueError("bad address: 'bob'")]
+
+See also
+--------
+
+* :doc:`/recipes/coroutines`: what a task wraps, and the other awaitables.
+* :doc:`/recipes/gathering` and :doc:`/recipes/waiting`: waiting for many
+  tasks, all of them or the first one.
+* :doc:`/recipes/task_groups`: tasks that start and end with a block of
+  code.
+* :doc:`/recipes/cancellation`: stopping tasks and cleaning up after them.
+* :doc:`/recipes/debugging`: finding tasks that were lost, blocked or never
+  awaited.
+* Python documentation: :ref:`python:asyncio-task-obj`,
+  :func:`asyncio.create_task`, :ref:`python:eager-task-factory` and
+  :doc:`python:library/contextvars`.
 """
 
 from __future__ import annotations
@@ -521,6 +633,7 @@ class BackgroundTasks:
     """A home for fire-and-forget tasks: keeps them alive, reports errors, stops them cleanly.
 
     >>> import asyncio
+    >>> from recipes.tasks import BackgroundTasks
     >>> async def notify(user: str) -> None:
     ...     await asyncio.sleep(0.1)
     ...     if user == "bob":
@@ -615,8 +728,10 @@ class BackgroundTasks:
         """Start *coro* as a task, keep it until it is done, and return it.
 
         >>> import asyncio
+        >>> from recipes.tasks import BackgroundTasks
         >>> async with BackgroundTasks() as background:
-        ...     task = background.spawn(asyncio.sleep(0.1, result="done"), name="nap")
+        ...     nap = asyncio.sleep(0.1, result="done")
+        ...     task = background.spawn(nap, name="nap")
         ...     await task
         'done'
 
@@ -631,8 +746,8 @@ class BackgroundTasks:
         >>> background.spawn(asyncio.sleep)
         Traceback (most recent call last):
         ...
-        TypeError: spawn() expects a coroutine object such as work(), got <function sleep at 0x...>; did you forget the parentheses?
-        """  # noqa: E501
+        TypeError: spawn() expects a coroutine object ... forget the parentheses?
+        """
         if not asyncio.iscoroutine(coro):
             hint = "; did you forget the parentheses?" if callable(coro) else ""
             raise TypeError(
@@ -697,6 +812,7 @@ class BackgroundTasks:
         first.  Nothing is cancelled either way:
 
         >>> import asyncio
+        >>> from recipes.tasks import BackgroundTasks
         >>> async with BackgroundTasks() as background:
         ...     task = background.spawn(asyncio.sleep(1))
         ...     await background.join(timeout=0.1), len(background)
@@ -777,6 +893,7 @@ def create_eager_task(
     that never waits is finished by the time the task is returned:
 
     >>> import asyncio
+    >>> from recipes.tasks import create_eager_task
     >>> async def cached(key: str) -> str:
     ...     return key.upper()
     >>> task = create_eager_task(cached("a"), name="cache hit")

@@ -14,13 +14,16 @@ interrupted half-way (:func:`shield_until_done`).
 Timing out a single await
 -------------------------
 
+.. index::
+   pair: wait_for; timeout
+   single: timeout
+
 :func:`asyncio.wait_for` awaits one awaitable with a time limit. When the limit
 passes it cancels the awaitable, *waits until the cancellation has finished*
 (so the awaitable's ``finally`` blocks have run), and raises
 :exc:`asyncio.TimeoutError`:
 
 >>> import asyncio
->>> from recipes.timeouts import Budget, portable_timeout, portable_timeout_at, shield_until_done
 >>> async def slow_query():
 ...     try:
 ...         await asyncio.sleep(10)
@@ -38,7 +41,9 @@ When the awaitable finishes in time you simply get its result, and
 ``timeout=None`` waits without limit. Because the inner awaitable is cancelled,
 a slow cleanup makes ``wait_for`` take longer than ``timeout``; and an
 awaitable that swallows its cancellation makes ``wait_for`` return whatever it
-returns instead of raising.
+returns instead of raising.  (:func:`asyncio.wait` with ``timeout=`` is different
+again: it raises nothing and cancels nothing, see
+:ref:`recipes/waiting:Waiting with a time limit`.)
 
 .. versionchanged:: 3.12
 
@@ -47,12 +52,17 @@ returns instead of raising.
    so context variables it sets are still set when ``wait_for`` returns.
    Before 3.12, if the *caller*
    was cancelled at the moment the inner awaitable finished, ``wait_for``
-   could return the result and lose the cancellation (CPython issue 86296);
+   could return the result and lose the cancellation (`CPython issue 86296
+   <https://github.com/python/cpython/issues/86296>`_);
    on 3.8–3.11, prefer a timeout scope such as :func:`portable_timeout` (or
    :func:`asyncio.timeout` on 3.11) in code that must shut down reliably.
 
 Catching the right TimeoutError
 -------------------------------
+
+.. index::
+   pair: TimeoutError; asyncio.TimeoutError
+   single: error messages; asyncio.exceptions.TimeoutError
 
 A handler written as ``except TimeoutError:`` works on 3.11 and lets the very
 same timeout crash the program on 3.10. The reason is a change of classes:
@@ -76,6 +86,11 @@ True
 
 Timing out a block of code
 --------------------------
+
+.. index::
+   pair: timeout; scope
+   single: asyncio.timeout
+   single: idle timeout
 
 ``wait_for`` limits *one* await. To limit a block containing several awaits,
 use a timeout scope: the block runs in the current task, and when time is up
@@ -115,12 +130,17 @@ False
 On Python 3.8–3.10
 ~~~~~~~~~~~~~~~~~~
 
+.. index::
+   single: portable_timeout
+   single: async-timeout (package)
+
 :func:`portable_timeout` and :func:`portable_timeout_at` give the same scope on
 every version from 3.8 to 3.15, with the same methods, and raise
 :exc:`asyncio.TimeoutError`. Copy this module (or just the
 :class:`PortableTimeout` class and its two functions) and the examples above
 work unchanged on older interpreters:
 
+>>> from recipes.timeouts import portable_timeout
 >>> try:
 ...     async with portable_timeout(0.1) as scope:
 ...         await slow_query()
@@ -151,6 +171,9 @@ same way, down to nested scopes.
 Nested timeouts
 ~~~~~~~~~~~~~~~
 
+.. index::
+   pair: nested; timeouts
+
 Scopes nest: a generous limit for the whole operation, tighter ones for its
 steps. When the *outer* deadline passes inside an inner scope, the inner scope
 does not claim the timeout; the cancellation travels out to the scope that
@@ -175,9 +198,15 @@ counter; the scopes keep track of each other through a context variable
 instead. One race remains there: if something else cancels the task in the
 very loop step in which a scope expires, the scope cannot tell the two
 cancellations apart and raises :exc:`asyncio.TimeoutError`.
+:ref:`recipes/cancellation:Counting cancellations: cancelling() and uncancel()`
+shows the counting protocol step by step.
 
 Sharing one deadline across several steps
 -----------------------------------------
+
+.. index::
+   single: deadline
+   pair: time budget; Budget
 
 "The whole login must finish within 2 s" is one deadline for several awaits.
 Giving every step its own ``timeout=2`` allows 2 s *per step*. When the steps
@@ -199,6 +228,7 @@ out of time in step 2
 left, can cap a single step, and refuses to start a step once the time is
 used up:
 
+>>> from recipes.timeouts import Budget
 >>> budget = Budget(0.3)
 >>> await budget.run(asyncio.sleep(0.1, result="step 1"))
 'step 1'
@@ -212,6 +242,10 @@ budget used up in step 2
 
 Protecting work from cancellation
 ---------------------------------
+
+.. index::
+   pair: shield; cancellation
+   single: shield_until_done
 
 A request handler writes an order to the database; the client disconnects and
 the handler is cancelled half-way through the write. :func:`asyncio.shield`
@@ -249,6 +283,7 @@ saved order-1
 caller waits for the protected work to finish (for at most ``grace`` seconds)
 before its cancellation takes effect, so the work cannot be orphaned:
 
+>>> from recipes.timeouts import shield_until_done
 >>> async def handler():
 ...     await shield_until_done(save("order-2"), grace=5)
 >>> request = asyncio.create_task(handler())
@@ -262,8 +297,19 @@ True
 saved order-2
 handler cancelled after the write
 
+:func:`shield_until_done` protects work in the main path of a task.  For the
+cleanup in a ``finally`` block of a task that is being cancelled (a second
+``cancel()`` would cut it off), use :func:`recipes.cancellation.shielded_cleanup`
+instead (see :ref:`recipes/cancellation:Cleanup that must await`): its time limit
+bounds the whole cleanup, and a cleanup that fails leaves the task *cancelled*,
+where an error out of :func:`shield_until_done` would replace the cancellation on
+its way up.
+
 Stop waiting, but let the work finish
 -------------------------------------
+
+.. index::
+   pair: shield; wait_for
 
 Combine :func:`asyncio.wait_for` with :func:`asyncio.shield` to give up
 *waiting* after a while without stopping the work, for example to answer
@@ -306,6 +352,18 @@ A short session
 ... except asyncio.TimeoutError:
 ...     print("too slow")
 too slow
+
+See also
+--------
+
+* :doc:`/recipes/cancellation` – what the cancellation behind every timeout does,
+  and cleanup that must finish anyway.
+* :doc:`/recipes/waiting` – :func:`asyncio.wait`, whose ``timeout=`` raises nothing.
+* :doc:`/recipes/task_groups` – a time limit around a group of tasks.
+* :doc:`/recipes/http_client` and :doc:`/recipes/postgres` – the timeouts that
+  aiohttp and asyncpg take themselves.
+* Python: :func:`asyncio.timeout`, :func:`asyncio.wait_for`, :func:`asyncio.shield`,
+  :exc:`asyncio.TimeoutError`, and the :doc:`python:library/asyncio-task` page.
 """
 
 from __future__ import annotations
@@ -360,6 +418,8 @@ class PortableTimeout:
     Create it with :func:`portable_timeout` or :func:`portable_timeout_at`
     and use it with ``async with``:
 
+    >>> import asyncio
+    >>> from recipes.timeouts import portable_timeout
     >>> async with portable_timeout(1) as scope:
     ...     await asyncio.sleep(0.1)
     >>> scope.expired()
@@ -474,6 +534,8 @@ def portable_timeout(delay: Optional[float]) -> PortableTimeout:
 
     The portable counterpart of :func:`asyncio.timeout`:
 
+    >>> import asyncio
+    >>> from recipes.timeouts import portable_timeout
     >>> try:
     ...     async with portable_timeout(0.1):
     ...         await asyncio.sleep(1)
@@ -505,6 +567,8 @@ def portable_timeout_at(when: Optional[float]) -> PortableTimeout:
     The portable counterpart of :func:`asyncio.timeout_at`. ``when`` is on the
     clock of :meth:`asyncio.loop.time`, not :func:`time.time`:
 
+    >>> import asyncio
+    >>> from recipes.timeouts import portable_timeout_at
     >>> loop = asyncio.get_running_loop()
     >>> deadline = loop.time() + 0.3
     >>> async with portable_timeout_at(deadline):
@@ -522,6 +586,8 @@ def portable_timeout_at(when: Optional[float]) -> PortableTimeout:
 class Budget:
     """A time budget shared by several steps: each step gets what the earlier ones left.
 
+    >>> import asyncio
+    >>> from recipes.timeouts import Budget
     >>> budget = Budget(1.0)
     >>> await budget.run(asyncio.sleep(0.4, result="connected"))
     'connected'
@@ -602,6 +668,8 @@ async def shield_until_done(aw: Awaitable[T], *, grace: Optional[float] = None) 
 
     Without cancellation it is a plain await:
 
+    >>> import asyncio
+    >>> from recipes.timeouts import shield_until_done
     >>> async def write(record):
     ...     await asyncio.sleep(0.2)
     ...     print("wrote", record)
@@ -633,6 +701,9 @@ async def shield_until_done(aw: Awaitable[T], *, grace: Optional[float] = None) 
     it is not lost. Cancelling the work itself (when you pass a task) cancels
     it; the caller then gets :exc:`asyncio.CancelledError` as from any
     cancelled task.
+
+    For cleanup in a ``finally`` block, :func:`recipes.cancellation.shielded_cleanup`
+    is the better fit: a cleanup that fails there leaves the task cancelled.
     """
     if not inspect.isawaitable(aw):
         raise TypeError(f"shield_until_done() needs an awaitable, not {type(aw).__name__!r}")

@@ -15,6 +15,10 @@ while waiting under one overall deadline.
 Waiting for all of them
 -----------------------
 
+.. index::
+   pair: asyncio.wait; ALL_COMPLETED
+   single: done and pending sets
+
 You started a few tasks and need all of them to finish, successfully or not,
 before you look at the outcome. ``await asyncio.wait(tasks)`` (the default
 ``return_when=asyncio.ALL_COMPLETED``) does exactly that. It does not raise
@@ -23,9 +27,6 @@ when a task fails: the exception stays inside the task, and you read it with
 :meth:`asyncio.Task.result`:
 
 >>> import asyncio
->>> from recipes.waiting import (
-...     AllFailedError, cancel_and_wait, first_completed, first_success, wait_with_progress
-... )
 >>> async def job(delay, fail=False):
 ...     await asyncio.sleep(delay)
 ...     if fail:
@@ -47,15 +48,25 @@ list of tasks when order matters, and test membership (``task in done``).
 Reacting to the first task to finish
 ------------------------------------
 
+.. index::
+   pair: asyncio.wait; FIRST_COMPLETED
+   pair: asyncio.wait; FIRST_EXCEPTION
+
 With ``return_when=asyncio.FIRST_COMPLETED`` the call returns as soon as at
 least one task is done (several can finish in the same step). The others are
-*still running* afterwards:
+*still running* afterwards, so stop them with :func:`cancel_and_wait` (it
+cancels them, waits until they have finished, and returns the errors they raised
+meanwhile):
 
->>> tasks = [asyncio.create_task(job(d), name=f"{d} s") for d in (0.3, 0.1, 0.2)]
->>> done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+>>> from recipes.waiting import cancel_and_wait
+>>> tasks = [asyncio.create_task(job(d), name=f"{d} s")
+...          for d in (0.3, 0.1, 0.2)]
+>>> done, pending = await asyncio.wait(
+...     tasks, return_when=asyncio.FIRST_COMPLETED
+... )
 >>> names(done), names(pending)
 (['0.1 s'], ['0.2 s', '0.3 s'])
->>> await cancel_and_wait(pending)  # stop the rest; returns the errors they raised
+>>> await cancel_and_wait(pending)  # stop the rest
 []
 
 ``return_when=asyncio.FIRST_EXCEPTION`` returns when a task *raises*; if none
@@ -64,7 +75,9 @@ cancelled does not count as raising here.
 
 >>> tasks = [asyncio.create_task(job(0.1, fail=True), name="bad"),
 ...          asyncio.create_task(job(0.3), name="slow")]
->>> done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+>>> done, pending = await asyncio.wait(
+...     tasks, return_when=asyncio.FIRST_EXCEPTION
+... )
 >>> names(done), names(pending)
 (['bad'], ['slow'])
 >>> await cancel_and_wait(pending)
@@ -73,9 +86,14 @@ cancelled does not count as raising here.
 Waiting with a time limit
 -------------------------
 
+.. index::
+   pair: asyncio.wait; timeout
+   single: error messages; Task was destroyed but it is pending!
+
 ``timeout=`` caps the wait. When it expires, :func:`asyncio.wait` does **not**
 raise :exc:`asyncio.TimeoutError`; it returns normally, and the unfinished
-tasks are in ``pending``, still running:
+tasks are in ``pending``, still running (:func:`asyncio.wait_for` and the other
+tools of :doc:`/recipes/timeouts` raise instead, and cancel what they waited for):
 
 >>> tasks = [asyncio.create_task(job(d), name=f"{d} s") for d in (0.1, 5)]
 >>> done, pending = await asyncio.wait(tasks, timeout=0.2)
@@ -97,8 +115,19 @@ tasks are in ``pending``, still running:
 >>> [task.cancelled() for task in tasks]
 [False, True]
 
+:doc:`/recipes/cancellation` has a :func:`~recipes.cancellation.cancel_and_wait` of
+its own, for shutting down: it takes the tasks as separate arguments
+(``cancel_and_wait(*workers)``), can bound the wait with ``timeout=`` and pass a
+cancel message with ``msg=``.  The one in this chapter takes a single iterable, so
+the ``pending`` set of :func:`asyncio.wait` goes straight in; use it for that, and
+the other one at shutdown.
+
 Passing tasks, not coroutines
 -----------------------------
+
+.. index::
+   single: error messages; Passing coroutines is forbidden, use tasks explicitly.
+   single: warnings; The explicit passing of coroutine objects to asyncio.wait() is deprecated
 
 :func:`asyncio.wait` works on tasks and futures. On Python 3.8 it quietly
 wrapped coroutines in new tasks, and then ``coro in done`` was never true,
@@ -125,18 +154,25 @@ Passing coroutines is forbidden, use tasks explicitly.
 Racing awaitables: the first result wins
 ----------------------------------------
 
+.. index::
+   single: racing awaitables
+   pair: first result; race
+
 Ask several mirrors for the same file, use whichever answers first, and stop
 the others. Doing this by hand means ``FIRST_COMPLETED``, then cancelling and
 awaiting the losers, on every path including errors and the caller's own
 cancellation. :func:`first_completed` packages it:
 
+>>> from recipes.waiting import first_completed, first_success
 >>> async def mirror(name, delay):
 ...     try:
 ...         await asyncio.sleep(delay)
 ...         return f"file from {name}"
 ...     finally:
 ...         print(name, "stopped")
->>> await first_completed(mirror("eu", 0.3), mirror("us", 0.1), mirror("asia", 0.2))
+>>> await first_completed(
+...     mirror("eu", 0.3), mirror("us", 0.1), mirror("asia", 0.2)
+... )
 us stopped
 eu stopped
 asia stopped
@@ -153,8 +189,19 @@ waiting for a success and only gives up when every candidate has failed:
 replica stopped
 'file from replica'
 
+:func:`recipes.task_groups.race` is :func:`first_success` built on a
+:class:`asyncio.TaskGroup`: when every candidate fails it raises an
+:exc:`ExceptionGroup` instead of :class:`AllFailedError`, and it has no
+``timeout=``.  Take it if your code handles exception groups already; take
+:func:`first_success` for a time limit, or on 3.8–3.10 without the TaskGroup
+backports.
+
 Reporting progress while waiting
 --------------------------------
+
+.. index::
+   single: progress reporting
+   pair: deadline; asyncio.wait
 
 To show "3/10 finished" while a batch runs, loop over ``FIRST_COMPLETED``.
 With a handful of tasks this loop is all you need:
@@ -162,7 +209,9 @@ With a handful of tasks this loop is all you need:
 >>> tasks = [asyncio.create_task(job(d)) for d in (0.3, 0.1, 0.2)]
 >>> pending = tasks
 >>> while pending:
-...     done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+...     done, pending = await asyncio.wait(
+...         pending, return_when=asyncio.FIRST_COMPLETED
+...     )
 ...     print(f"{len(tasks) - len(pending)}/{len(tasks)} finished")
 1/3 finished
 2/3 finished
@@ -178,6 +227,7 @@ tasks that finish one at a time, 3,000 tasks cost about 3 s of CPU time and
 :func:`wait_with_progress` fixes both: it keeps one deadline and registers one
 callback per task (10,000 tasks: about 0.2 s).
 
+>>> from recipes.waiting import wait_with_progress
 >>> def report(finished, total):
 ...     print(f"{finished}/{total} finished")
 >>> tasks = [asyncio.create_task(job(d)) for d in (0.1, 0.2, 5)]
@@ -201,6 +251,21 @@ A short session
 []
 >>> await first_completed(job(0.2), job(0.1))
 0.1
+
+See also
+--------
+
+* :doc:`/recipes/gathering` – :func:`asyncio.gather` and
+  :func:`asyncio.as_completed`, for when you want results rather than sets of tasks.
+* :doc:`/recipes/task_groups` – tasks that cannot outlive a block, and
+  :func:`~recipes.task_groups.race`.
+* :doc:`/recipes/timeouts` – :func:`asyncio.wait_for` and timeout scopes, which
+  raise when time is up.
+* :doc:`/recipes/cancellation` – what cancelling a task does, and
+  :func:`~recipes.cancellation.cancel_and_wait` for shutdowns.
+* :doc:`/recipes/errors` – the errors that :func:`asyncio.wait` leaves in the tasks.
+* Python: :func:`asyncio.wait`, :data:`asyncio.FIRST_COMPLETED` and the other
+  constants, and the :doc:`python:library/asyncio-task` page.
 """
 
 from __future__ import annotations
@@ -262,6 +327,8 @@ async def cancel_and_wait(tasks: Iterable[asyncio.Future[Any]]) -> List[BaseExce
     :meth:`asyncio.Task.cancel` only *requests* cancellation. This waits until
     each task has actually stopped, so its ``finally`` blocks have run:
 
+    >>> import asyncio
+    >>> from recipes.waiting import cancel_and_wait
     >>> async def flusher():
     ...     try:
     ...         await asyncio.sleep(10)
@@ -297,6 +364,9 @@ async def cancel_and_wait(tasks: Iterable[asyncio.Future[Any]]) -> List[BaseExce
     cancellation is waited for until it returns, so put timeouts inside tasks
     whose cleanup can hang. Coroutines are rejected with :exc:`TypeError`:
     there is nothing to cancel in a coroutine that was never started.
+
+    For shutdowns, :func:`recipes.cancellation.cancel_and_wait` takes the tasks as
+    separate arguments and adds a *timeout* and a cancel message (*msg*).
     """
     futures = _futures_only("cancel_and_wait", tasks)
     for future in futures:
@@ -352,6 +422,8 @@ def _start(
 async def first_completed(*aws: Awaitable[T], timeout: Optional[float] = None) -> T:
     """Return the outcome of whichever awaitable finishes first; cancel and await the rest.
 
+    >>> import asyncio
+    >>> from recipes.waiting import first_completed
     >>> async def answer(value, delay):
     ...     await asyncio.sleep(delay)
     ...     return value
@@ -411,6 +483,8 @@ async def first_success(*aws: Awaitable[T], timeout: Optional[float] = None) -> 
 
     Failures do not end the race; the remaining candidates keep going:
 
+    >>> import asyncio
+    >>> from recipes.waiting import AllFailedError, first_success
     >>> async def answer(value, delay):
     ...     await asyncio.sleep(delay)
     ...     return value
@@ -424,7 +498,8 @@ async def first_success(*aws: Awaitable[T], timeout: Optional[float] = None) -> 
     errors, in argument order:
 
     >>> try:
-    ...     await first_success(fail("a is down", 0.2), fail("b is down", 0.1))
+    ...     await first_success(fail("a is down", 0.2),
+    ...                         fail("b is down", 0.1))
     ... except AllFailedError as exc:
     ...     print(exc)
     ...     print(exc.exceptions)
@@ -480,10 +555,14 @@ async def wait_with_progress(
 ) -> Tuple[Set[asyncio.Future[T]], Set[asyncio.Future[T]]]:
     """Like :func:`asyncio.wait`, but call ``on_progress(finished, total)`` as each task ends.
 
+    >>> import asyncio
+    >>> from recipes.waiting import cancel_and_wait, wait_with_progress
     >>> async def job(delay):
     ...     await asyncio.sleep(delay)
+    >>> def report(finished, total):
+    ...     print(finished, "of", total)
     >>> tasks = [asyncio.create_task(job(d)) for d in (0.2, 0.1)]
-    >>> done, pending = await wait_with_progress(tasks, lambda n, total: print(n, "of", total))
+    >>> done, pending = await wait_with_progress(tasks, report)
     1 of 2
     2 of 2
 
@@ -493,7 +572,9 @@ async def wait_with_progress(
     (:func:`cancel_and_wait`):
 
     >>> tasks = [asyncio.create_task(job(d)) for d in (0.1, 10)]
-    >>> done, pending = await wait_with_progress(tasks, lambda n, total: None, timeout=0.5)
+    >>> done, pending = await wait_with_progress(
+    ...     tasks, lambda finished, total: None, timeout=0.5
+    ... )
     >>> len(done), len(pending)
     (1, 1)
     >>> await cancel_and_wait(pending)

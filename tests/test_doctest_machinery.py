@@ -51,6 +51,28 @@ def test_top_level_await_runs(doctest_run):
     result.assert_outcomes(passed=1)
 
 
+def test_examples_see_only_what_they_import_not_the_module_globals(doctest_run):
+    # A reader's REPL has none of the module's names: an example that leans on them fails.
+    result = doctest_run(
+        '''
+        """
+        >>> helper()
+        'from the module'
+        """
+
+        def helper():
+            """
+            >>> from sample import helper
+            >>> helper()
+            'from the module'
+            """
+            return "from the module"
+        '''
+    )
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*NameError: name 'helper' is not defined*"])
+
+
 def test_wrong_expected_output_fails(doctest_run):
     result = doctest_run(
         '''

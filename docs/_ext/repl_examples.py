@@ -30,11 +30,18 @@ asyncio REPL) are written as scripts instead, with what they print::
 
 from __future__ import annotations
 
+import ast
+import configparser
+import importlib
+import importlib.metadata
 import re
-from typing import Any, ClassVar, Dict, List, Optional, Tuple
+import sys
+from pathlib import Path
+from typing import Any, ClassVar, Dict, List, Optional, Set, Tuple
 
 from docutils import nodes
 from docutils.parsers.rst import directives
+from docutils.statemachine import StringList
 from sphinx.application import Sphinx
 from sphinx.directives.code import container_wrapper
 from sphinx.transforms import SphinxTransform
@@ -130,7 +137,189 @@ class ScriptOutputDirective(SphinxDirective):
         return [container_wrapper(self, block, "Output")]
 
 
+# --- the line that opens each chapter, and its reference section ------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+# Import names whose distribution is not installed where the docs are built.
+KNOWN_DISTRIBUTIONS = {"taskgroup": "taskgroup", "exceptiongroup": "exceptiongroup"}
+
+
+def _extras() -> Dict[str, List[str]]:
+    """setup.cfg's extras: name -> distribution names (lower case), test and docs left out."""
+    parser = configparser.ConfigParser()
+    parser.read(ROOT / "setup.cfg", encoding="utf-8")
+    extras: Dict[str, List[str]] = {}
+    for extra, requirements in parser["options.extras_require"].items():
+        if extra in ("test", "docs"):
+            continue
+        names = [
+            re.split(r"[<>=!~;\[\s]", line.strip(), maxsplit=1)[0].lower()
+            for line in requirements.splitlines()
+            if line.strip() and not line.strip().startswith("#")
+        ]
+        extras[extra] = names
+    return extras
+
+
+def _version_condition(test: ast.expr) -> Optional[str]:
+    """ "Python < 3.11" for ``if sys.version_info >= (3, 11):`` (the else branch)."""
+    if (
+        isinstance(test, ast.Compare)
+        and ast.unparse(test.left) == "sys.version_info"
+        and isinstance(test.comparators[0], ast.Tuple)
+    ):
+        version = ".".join(ast.unparse(e) for e in test.comparators[0].elts)
+        return f"Python {version}" if isinstance(test.ops[0], ast.GtE) else None
+    return None
+
+
+def third_party_imports(path: Path) -> Dict[str, Optional[str]]:
+    """Top-level imports outside the standard library: name -> condition (or None)."""
+    found: Dict[str, Optional[str]] = {}
+
+    def visit(body: List[ast.stmt], condition: Optional[str]) -> None:
+        for node in body:
+            if isinstance(node, ast.If) and ast.unparse(node.test).endswith("TYPE_CHECKING"):
+                continue  # for the type checker only
+            if isinstance(node, ast.If):
+                newer = _version_condition(node.test)
+                visit(node.body, condition)
+                older = f"on Python older than {newer[7:]}" if newer else condition
+                visit(node.orelse, older)
+            elif isinstance(node, ast.Try):
+                visit(node.body, condition)
+                for handler in node.handlers:
+                    visit(handler.body, condition)
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = (
+                    [alias.name for alias in node.names]
+                    if isinstance(node, ast.Import)
+                    else [node.module or ""]
+                )
+                for name in names:
+                    top = name.split(".")[0]
+                    if top and top not in sys.stdlib_module_names and top != "recipes":
+                        found.setdefault(top, condition)
+
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    visit(tree.body, None)
+    # Imported inside a function: needed only by the part of the recipe that uses it.
+    for function in ast.walk(tree):
+        if isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            visit(function.body, "optional")
+    return found
+
+
+def _cover(wanted: Set[str], extras: Dict[str, List[str]]) -> List[str]:
+    """The fewest extras that install every distribution in ``wanted`` (greedy)."""
+    chosen: List[str] = []
+    missing = set(wanted)
+    while missing:
+        best = max(extras, key=lambda e: (len(missing & set(extras[e])), -len(extras[e])))
+        if not missing & set(extras[best]):
+            break  # not in any extra
+        chosen.append(best)
+        missing -= set(extras[best])
+    return sorted(chosen, key=list(extras).index)
+
+
+class ChapterInfo(SphinxDirective):
+    """``.. chapter-info:: recipes.tasks``: Pythons, requirements and the download link."""
+
+    required_arguments = 1
+
+    def run(self) -> List[nodes.Node]:
+        module = self.arguments[0]
+        path = ROOT / Path(*module.split(".")).with_suffix(".py")
+        text = path.read_text(encoding="utf-8")
+        self.env.note_dependency(str(path))
+        self.env.note_dependency(str(ROOT / "setup.cfg"))
+        gate = re.search(r"^__requires_python__\s*=\s*\(\s*3\s*,\s*(\d+)", text, re.M)
+        oldest = f"3.{gate.group(1)}" if gate else "3.8"
+        distributions = importlib.metadata.packages_distributions()
+        needs: List[str] = []
+        wanted: List[str] = []
+        imports = third_party_imports(path)
+        # BeautifulSoup loads its parser by name: "lxml" is a requirement too.
+        for parser in ("lxml", "html5lib"):
+            if "bs4" in imports and re.search(rf"BeautifulSoup\([^)]*[\"']{parser}[\"']", text):
+                imports.setdefault(parser, None)
+        for name, condition in imports.items():
+            dist = KNOWN_DISTRIBUTIONS.get(name) or (distributions.get(name) or [name])[0]
+            needs.append(f"``{dist}``" + (f" ({condition})" if condition else ""))
+            wanted.append(dist.lower())
+        if needs:
+            extras = _cover(set(wanted), _extras())
+            plural = "s" if len(extras) > 1 else ""
+            install = ",".join(extras)
+            requirement = "Needs " + ", ".join(needs) + f" (the ``[{install}]`` extra{plural})"
+        else:
+            requirement = "Needs only the standard library"
+        stem = path.stem
+        rst = (
+            f"**Python {oldest} to 3.15** · {requirement} · "
+            f":download:`Download {stem}.py </../recipes/{stem}.py>` · "
+            f"`source <../_modules/{module.replace('.', '/')}.html>`__"
+        )
+        container = nodes.container(classes=["chapter-info"])
+        self.state.nested_parse(StringList([rst], source=str(path)), 0, container)
+        return [container]
+
+
+def teaching_order(chapter: str, names: List[str]) -> List[str]:
+    """``names`` sorted by where ``chapter`` first uses each: a cross-reference, an import
+    in an example, or a call; then any word mention; then the rest in their order."""
+
+    # The introduction often lists the recipes to come: rank by the sections that teach.
+    heading = re.search(r"^\S.*\n[-=~^]{3,}\s*$", chapter, re.M)
+    chapter = chapter[heading.start() :] + "\n" + chapter[: heading.start()] if heading else chapter
+
+    def first_use(name: str) -> Tuple[int, int]:
+        word = re.escape(name)
+        used = re.search(
+            rf"`~?(?:recipes\.\w+\.)?{word}`|import [^\n]*\b{word}\b|\b{word}\(", chapter
+        )
+        if used:
+            return (0, used.start())
+        mentioned = re.search(rf"(?<![\w.]){word}(?!\w)", chapter)
+        return (1, mentioned.start()) if mentioned else (2, names.index(name))
+
+    return sorted(names, key=first_use)
+
+
+class ChapterReference(SphinxDirective):
+    """``.. chapter-reference:: recipes.tasks``: every public name, in the order the chapter
+    (the module docstring) first mentions it; names it never mentions follow, in
+    ``__all__`` order."""
+
+    required_arguments = 1
+
+    def run(self) -> List[nodes.Node]:
+        module = importlib.import_module(self.arguments[0])
+        lines: List[str] = []
+        for name in teaching_order(module.__doc__ or "", list(getattr(module, "__all__", []))):
+            obj = getattr(module, name)
+            target = f"{module.__name__}.{name}"
+            if isinstance(obj, type):
+                lines += [f".. autoclass:: {target}", "   :members:", ""]
+            elif callable(obj):
+                lines += [f".. autofunction:: {target}", ""]
+            else:
+                lines += [f".. autodata:: {target}", "   :no-value:", ""]
+        section = nodes.container(classes=["chapter-reference"])
+        self.state.nested_parse(StringList(lines, source=module.__name__), 0, section)
+        return [section]
+
+
+def drop_object_base(app: Sphinx, name: str, obj: object, options: Any, bases: List[Any]) -> None:
+    """No "Bases: object" line: every class has it, and it says nothing."""
+    bases[:] = [base for base in bases if base is not object]
+
+
 def setup(app: Sphinx) -> Dict[str, Any]:
+    app.add_directive("chapter-info", ChapterInfo)
+    app.add_directive("chapter-reference", ChapterReference)
+    app.connect("autodoc-process-bases", drop_object_base)
     app.add_directive("script", ScriptDirective)
     app.add_directive("script-output", ScriptOutputDirective)
     app.add_post_transform(SplitGatedExamples)
