@@ -8,100 +8,16 @@ Screenshots land in ``artifacts/screenshots/``.
 
 from __future__ import annotations
 
-import functools
-import http.server
-import os
 import re
-import threading
-from pathlib import Path
-from typing import Iterator, List
+from typing import List
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-HTML = Path(os.environ.get("COOKBOOK_HTML", ROOT / "docs" / "_build" / "html"))
-CHROMIUM = os.environ.get("COOKBOOK_CHROMIUM", "/usr/bin/chromium")
-ARTIFACTS = ROOT / "artifacts" / "screenshots"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-# CI sets COOKBOOK_REQUIRE_BROWSER=1: there a missing browser is a failure, not a skip.
-REQUIRED = os.environ.get("COOKBOOK_REQUIRE_BROWSER", "") not in ("", "0")
-
-
-def _unavailable(reason: str) -> None:
-    if REQUIRED:
-        pytest.fail(reason, pytrace=False)
-    pytest.skip(reason, allow_module_level=True)
-
-
-if not Path(CHROMIUM).exists():
-    _unavailable(f"no Chromium at {CHROMIUM} (install Debian's chromium or set COOKBOOK_CHROMIUM)")
-if not (HTML / "index.html").exists():
-    _unavailable(f"no built cookbook in {HTML} (tox -e browser builds it)")
-playwright_sync = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-
-
-class QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-@pytest.fixture(scope="module")
-def site() -> Iterator[str]:
-    handler = functools.partial(QuietHandler, directory=str(HTML))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
-
-
-@pytest.fixture(scope="module")
-def browser(site: str) -> Iterator[playwright_sync.Browser]:
-    with playwright_sync.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
-@pytest.fixture
-def page(browser: playwright_sync.Browser, site: str) -> Iterator[playwright_sync.Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=site)
-    page = context.new_page()
-    try:
-        yield page
-    finally:
-        context.close()
+from browser_tests.conftest import ARTIFACTS, HTML, console_errors
 
 
 def recipe_pages() -> List[str]:
     return sorted(p.name for p in (HTML / "recipes").glob("*.html"))
-
-
-def console_errors(page: playwright_sync.Page) -> List[str]:
-    errors: List[str] = []
-    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on(
-        "response",
-        lambda r: errors.append(f"HTTP {r.status}: {r.url}") if r.status >= 400 else None,
-    )
-    return errors
 
 
 def test_there_are_recipe_pages() -> None:
@@ -180,6 +96,24 @@ def test_copy_button_copies_code_without_prompts_or_output(page, site: str) -> N
     assert outputs, "the first example shows no output to leave out"
     compile(copied, "<copied>", "exec", flags=__import__("ast").PyCF_ALLOW_TOP_LEVEL_AWAIT)
     page.screenshot(path=str(ARTIFACTS / "recipe.png"), full_page=False)
+
+
+def test_copy_button_closes_compound_statements_for_the_repl(page, site: str) -> None:
+    """A real click on a block with an ``async def``: the REPL needs the empty line after
+    the body, and a final newline; the button still says it copied."""
+    page.goto(f"{site}/recipes/tasks.html")
+    block = page.locator("div.doctest", has_text=">>> async def").first
+    block.scroll_into_view_if_needed()
+    block.hover()
+    button = block.locator("button.copybtn")
+    button.click()
+    copied = page.evaluate("navigator.clipboard.readText()")
+    lines = copied.split("\n")
+    start = next(i for i, line in enumerate(lines) if line.startswith("async def "))
+    end = next(i for i in range(start + 1, len(lines)) if not lines[i].startswith(" "))
+    assert lines[end] == "", copied  # the body is closed by an empty line
+    assert copied.endswith("\n"), copied
+    assert button.get_attribute("data-tooltip") == "Copied!"
 
 
 def test_version_matrix_lists_new_python_recipes(page, site: str) -> None:

@@ -3,8 +3,8 @@
  * sphinx-copybutton keeps the source lines and drops prompts and output; the
  * interactive interpreter also needs an empty line after a compound statement
  * (a `def`, `async with`, `for`, `try`...) before the next statement starts, or
- * the paste is a SyntaxError.  This wraps the copy button's formatting function
- * and adds those lines.  Other code blocks are copied as before.
+ * the paste is a SyntaxError.  This copies such blocks itself, with those lines
+ * and a final newline.  Other code blocks are copied by sphinx-copybutton.
  */
 (function () {
   "use strict";
@@ -36,11 +36,48 @@
     return out.length ? out.join("\n") + "\n" : "";
   }
 
-  const original = window.formatCopyText;
-  if (typeof original !== "function") return;
-  window.formatCopyText = function (textContent) {
-    if (/^>>> /m.test(textContent)) return replText(textContent);
-    return original.apply(this, arguments);
-  };
+  // sphinx-copybutton keeps its formatting function private, so a ">>>" block's
+  // button is served here, before ClipboardJS sees the click (capture phase).
+  function fallbackCopy(text) {
+    const area = document.createElement("textarea");
+    area.value = text;
+    area.setAttribute("readonly", "");
+    area.style.position = "fixed";
+    area.style.opacity = "0";
+    document.body.appendChild(area);
+    area.select();
+    const copied = document.execCommand("copy");
+    area.remove();
+    return copied ? Promise.resolve() : Promise.reject(new Error("copy refused"));
+  }
+
+  function feedback(button, ok) {
+    // copybutton.js's own helpers and messages are global: reuse them when present.
+    if (typeof temporarilyChangeTooltip !== "function") return;
+    const texts = messages[locale] || messages.en;
+    temporarilyChangeTooltip(button, texts.copy, ok ? texts.copy_success : texts.copy_failure);
+    if (ok && typeof temporarilyChangeIcon === "function") temporarilyChangeIcon(button);
+  }
+
+  document.addEventListener(
+    "click",
+    function (event) {
+      const button = event.target.closest && event.target.closest("button.copybtn");
+      if (!button) return;
+      const target = document.querySelector(button.dataset.clipboardTarget);
+      if (!target || !/^>>> /m.test(target.innerText)) return; // not an example
+      event.stopImmediatePropagation();
+      event.preventDefault();
+      const text = replText(target.innerText);
+      const write = navigator.clipboard && window.isSecureContext
+        ? navigator.clipboard.writeText(text).catch(function () { return fallbackCopy(text); })
+        : fallbackCopy(text);
+      write.then(
+        function () { feedback(button, true); },
+        function () { feedback(button, false); }
+      );
+    },
+    true
+  );
   window.cookbookReplText = replText; // for the tests of the book
 })();
