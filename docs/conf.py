@@ -121,62 +121,335 @@ def _resolve_missing(app: object, env: object, node: object, contnode: object) -
     return None
 
 
-def _version_gates() -> str:
-    """A reST table of which recipe or example needs which Python, read from the gates.
+# One row per recipe that needs a newer Python than 3.8: the feature, the Python that has
+# it, what the chapter shows for older ones, and the section (or function) where it is.
+# The build checks this list against the gates in the code (``# doctest: +PY311`` flags,
+# ``:requires-python:`` scripts, ``__requires_python__``), both ways.
+FEATURES = [
+    (
+        9,
+        "cancellation",
+        "Saying why: cancel messages",
+        "``task.cancel(msg)``: a reason in the CancelledError",
+        "Log the reason before calling ``cancel()``.",
+    ),
+    (
+        9,
+        "tasks",
+        "Cancelling a task",
+        "``task.cancel(msg)``",
+        "Cancel without a message; log the reason first.",
+    ),
+    (
+        9,
+        "coroutines",
+        "Running blocking code off the loop",
+        ":func:`asyncio.to_thread`",
+        ":func:`~recipes.coroutines.run_in_thread`, on ``loop.run_in_executor``.",
+    ),
+    (
+        10,
+        "async_iteration",
+        "Closing async generators",
+        ":func:`contextlib.aclosing`",
+        "The chapter's :class:`~recipes.async_iteration.aclosing`.",
+    ),
+    (
+        10,
+        "async_iteration",
+        "Using aiter() and anext()",
+        "The :func:`aiter` and :func:`anext` builtins",
+        ":func:`~recipes.async_iteration.compat_aiter` and "
+        ":func:`~recipes.async_iteration.compat_anext`.",
+    ),
+    (
+        10,
+        "context_managers",
+        "Optional context managers and decorators",
+        "``async with contextlib.nullcontext()``; ``AsyncContextDecorator``",
+        ":class:`~recipes.context_managers.anullcontext`, and a few-line decorator.",
+    ),
+    (
+        10,
+        "files",
+        "recipes.files.iter_lines",
+        ":func:`contextlib.aclosing` around :func:`~recipes.files.iter_lines`",
+        "``try``/``finally`` with ``await lines.aclose()``.",
+    ),
+    (
+        10,
+        "limiting",
+        "Limiting concurrency with a semaphore",
+        "A semaphore made outside any loop works in each later loop",
+        "Create the semaphore inside the running loop.",
+    ),
+    (
+        10,
+        "synchronization",
+        "Creating primitives inside the running loop",
+        "Primitives made at import time work under :func:`asyncio.run`",
+        "Create them inside the running loop.",
+    ),
+    (
+        11,
+        "cancellation",
+        "Counting cancellations: cancelling() and uncancel()",
+        ":meth:`asyncio.Task.cancelling` and :meth:`~asyncio.Task.uncancel`",
+        "No count before 3.11: never swallow a cancellation you did not ask for.",
+    ),
+    (
+        11,
+        "errors",
+        "Errors in a TaskGroup",
+        ":class:`asyncio.TaskGroup` raising an :exc:`ExceptionGroup`",
+        "The ``taskgroup`` and ``exceptiongroup`` backports.",
+    ),
+    (
+        11,
+        "errors",
+        "Handling an ExceptionGroup",
+        "``except*``",
+        ":meth:`~BaseExceptionGroup.split` and :meth:`~BaseExceptionGroup.subgroup`, "
+        "also in the ``exceptiongroup`` backport.",
+    ),
+    (
+        11,
+        "gathering",
+        "Stopping the others when one fails",
+        ":class:`asyncio.TaskGroup` as fail-fast gather",
+        ":func:`~recipes.gathering.gather_or_cancel`.",
+    ),
+    (
+        11,
+        "synchronization",
+        "Meeting at a Barrier",
+        ":class:`asyncio.Barrier`",
+        ":class:`~recipes.synchronization.SimpleBarrier`.",
+    ),
+    (
+        11,
+        "task_groups",
+        "Catching errors from a group",
+        "``except*`` around a task group",
+        "Catch :exc:`BaseExceptionGroup` (backport) and split it.",
+    ),
+    (
+        11,
+        "task_groups",
+        "Stopping a group early",
+        "Stopping a :class:`asyncio.TaskGroup` without an error",
+        ":class:`~recipes.task_groups.StoppableTaskGroup` on the backport.",
+    ),
+    (
+        11,
+        "tasks",
+        "Running a task in a given context",
+        "``create_task(..., context=ctx)``",
+        "Start the task from inside ``ctx.run()``.",
+    ),
+    (
+        11,
+        "timeouts",
+        "Catching the right TimeoutError",
+        ":exc:`asyncio.TimeoutError` is the builtin :exc:`TimeoutError`",
+        "Catch ``asyncio.TimeoutError``: right on every version.",
+    ),
+    (
+        11,
+        "timeouts",
+        "Timing out a block of code",
+        ":func:`asyncio.timeout`",
+        ":func:`~recipes.timeouts.portable_timeout`.",
+    ),
+    (
+        11,
+        "timeouts",
+        "Sharing one deadline across several steps",
+        ":func:`asyncio.timeout_at` and ``reschedule()``",
+        ":func:`~recipes.timeouts.portable_timeout_at` and :class:`~recipes.timeouts.Budget`.",
+    ),
+    (
+        11,
+        "waiting",
+        "Passing tasks, not coroutines",
+        ":func:`asyncio.wait` rejects coroutines",
+        "Wrap each coroutine with :func:`asyncio.create_task`: right on every version.",
+    ),
+    (
+        12,
+        "debugging",
+        "Setting up logging for asyncio",
+        "Logging configured for a program that runs on a newer loop",
+        "The same configuration without the 3.12 script.",
+    ),
+    (
+        12,
+        "event_loop",
+        "Migrating from get_event_loop() and run_until_complete()",
+        "``get_event_loop()`` warns (3.12) or raises (3.14) without a loop",
+        ":func:`asyncio.run` or :class:`~recipes.event_loop.LoopRunner`.",
+    ),
+    (
+        12,
+        "event_loop",
+        "Choosing the loop implementation without policies",
+        "``asyncio.run(main(), loop_factory=...)``",
+        ":func:`~recipes.event_loop.run_with_loop_factory`.",
+    ),
+    (
+        12,
+        "tasks",
+        "Starting tasks eagerly",
+        ":func:`asyncio.eager_task_factory`",
+        "None: tasks start lazily, as they always did.",
+    ),
+    (
+        12,
+        "tasks",
+        "What eager tasks change",
+        "Eager tasks finish before ``create_task()`` returns",
+        "None needed: lazy tasks are the default.",
+    ),
+    (
+        12,
+        "tasks",
+        "recipes.tasks.create_eager_task",
+        "One eager task: :func:`~recipes.tasks.create_eager_task`",
+        "It starts a lazy task on 3.8–3.11.",
+    ),
+    (
+        13,
+        "gathering",
+        "Handling results as they finish",
+        "``async for`` over :func:`asyncio.as_completed`, giving the original tasks",
+        "A plain ``for`` over ``as_completed``.",
+    ),
+    (
+        13,
+        "queues",
+        "Shutting a queue down",
+        ":meth:`asyncio.Queue.shutdown`",
+        "One :data:`~recipes.queues.STOP` per consumer, or "
+        ":class:`~recipes.queues.ClosableQueue`.",
+    ),
+    (
+        14,
+        "debugging",
+        "Printing the await chain of a task (3.14+)",
+        ":func:`asyncio.capture_call_graph` and :func:`asyncio.print_call_graph`",
+        ":func:`~recipes.debugging.dump_tasks` (one stack per task).",
+    ),
+    (
+        14,
+        "event_loop",
+        "Choosing the loop implementation without policies",
+        "Event loop policies deprecated",
+        "``loop_factory=`` on 3.12+, a policy before.",
+    ),
+    (
+        14,
+        "tasks",
+        "Starting tasks eagerly",
+        "``create_task(..., eager_start=True)``",
+        ":func:`~recipes.tasks.create_eager_task`.",
+    ),
+    (
+        14,
+        "tasks",
+        "What eager tasks change",
+        "``eager_start=True`` per task",
+        ":func:`~recipes.tasks.create_eager_task`.",
+    ),
+    (
+        15,
+        "context_managers",
+        "Decorating a generator, and a context manager that is not async",
+        "``@asynccontextmanager`` on an async generator function keeps it open while it iterates",
+        "Enter the context manager inside the generator.",
+    ),
+    (
+        15,
+        "task_groups",
+        "Stopping a group early",
+        ":meth:`asyncio.TaskGroup.cancel`",
+        ":class:`~recipes.task_groups.StoppableTaskGroup`.",
+    ),
+]
 
-    Gated examples are grouped by the section (or function) they belong to,
-    so one row names one recipe; the row shows its first gated line.
-    """
+
+def _gates_in_code() -> set:
+    """(minor, module, section) of every gate in the recipes: sections by title, functions
+    as ``recipes.module.name``."""
     flag = re.compile(r"#\s*doctest:.*\+PY3(\d+)")
+    script_gate = re.compile(r"^\s*:requires-python:\s*3\.(\d+)")
     underline = re.compile(r"^\s*([-~^])\1{3,}\s*$")
     definition = re.compile(r"^(?:async\s+def|def|class)\s+([A-Za-z_]\w*)")
-    rows = []
+    gates = set()
     for path in sorted((ROOT / "recipes").glob("*.py")):
         if path.name == "__init__.py":
             continue
         text = path.read_text(encoding="utf-8")
-        module = f"recipes.{path.stem}"
+        module = path.stem
         whole = re.search(r"^__requires_python__\s*=\s*\(\s*3\s*,\s*(\d+)\s*\)", text, re.M)
         if whole:
-            rows.append((int(whole.group(1)), module, "the whole chapter", "", 0))
+            gates.add((int(whole.group(1)), module, "the whole chapter"))
         lines = text.splitlines()
         section = "introduction"
-        groups: dict = {}
         for number, line in enumerate(lines, start=1):
             named = definition.match(line)
             if named:
-                section = f":func:`~{module}.{named.group(1)}`"
+                section = f"recipes.{module}.{named.group(1)}"
             elif underline.match(line) and number >= 2 and lines[number - 2].strip():
-                section = lines[number - 2].strip()
-            match = flag.search(line)
-            if match and ">>>" in line:
-                key = (int(match.group(1)), section)
-                code = line.split(">>>", 1)[1].split("#", 1)[0].strip()
-                following = lines[number].strip() if number < len(lines) else ""
-                if code.endswith(":") and following.startswith("..."):
-                    # "try:" alone says nothing; show what the block does.
-                    code = f"{code} {following[3:].split('#', 1)[0].strip()}"
-                groups.setdefault(key, [code, 0])[1] += 1
-        for (minor, where), (code, count) in groups.items():
-            rows.append((minor, module, where, f"``{code}``", count))
-    rows.sort(key=lambda row: (row[0], row[1]))
+                section = lines[number - 2].strip().replace("``", "")
+            match = flag.search(line) if ">>>" in line else script_gate.match(line)
+            if match:
+                gates.add((int(match.group(1)), module, section))
+    return gates
+
+
+def _version_gates() -> str:
+    """The reST table of the version page, checked against the gates in the code."""
+    from sphinx.util import logging
+
+    logger = logging.getLogger(__name__)
+    listed = {(minor, module, section) for minor, module, section, _, _ in FEATURES}
+    in_code = _gates_in_code()
+    for minor, module, section in sorted(in_code - listed):
+        logger.warning(
+            "version page: recipes/%s.py gates %r to Python 3.%d; add it to FEATURES in "
+            "docs/conf.py",
+            module,
+            section,
+            minor,
+        )
+    for minor, module, section in sorted(listed - in_code):
+        logger.warning(
+            "version page: FEATURES lists %r of recipes/%s.py for 3.%d, which no gate has",
+            section,
+            module,
+            minor,
+        )
     out = [
         ".. list-table::",
+        "   :class: version-table",
         "   :header-rows: 1",
-        "   :widths: 8 22 30 40",
+        "   :widths: 34 10 34 22",
         "",
-        "   * - Needs",
-        "     - Chapter",
-        "     - Recipe (section or function)",
-        "     - First gated example",
+        "   * - Feature",
+        "     - Needs",
+        "     - On older Pythons",
+        "     - Where",
     ]
-    for minor, module, where, code, count in rows:
-        more = f" (and {count - 1} more)" if count > 1 else ""
+    for minor, module, section, feature, fallback in sorted(FEATURES, key=lambda r: r[0]):
+        if section.startswith("recipes."):
+            where = f":func:`~{section}`"
+        else:
+            where = f":ref:`{section} <recipes/{module}:{section}>`"
         out += [
-            f"   * - 3.{minor}+",
-            f"     - :mod:`{module}`",
+            f"   * - {feature}",
+            f"     - 3.{minor}+",
+            f"     - {fallback}",
             f"     - {where}",
-            f"     - {code}{more}" if code else "     - —",
         ]
     return "\n".join(out) + "\n"
 
@@ -186,44 +459,160 @@ def _figure(value: float) -> str:
     return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
 
 
+# What each benchmark shows a reader: a title, the section it measures, one sentence of
+# takeaway (filled in with the newest interpreter's ratios) and a label for each ratio.
+BENCHMARKS = {
+    "bench_http": {
+        "title": "Fetching many URLs under a limit",
+        "section": ("http_client", "Fetching many URLs under a concurrency limit"),
+        "takeaway": "With a limit of 50, ``fetch_all`` fetched 1,000 URLs that each take "
+        "20 ms in {limited_over_ideal:.2f}× the ideal time (the sum of the waits divided "
+        "by the limit), {sequential_over_limited:.0f}× faster than one at a time.",
+        "ratios": {
+            "sequential_over_limited": "One at a time ÷ limit 50 (time): the speed-up",
+            "limited_over_ideal": "Limit 50 ÷ the ideal 0.4 s (time)",
+        },
+    },
+    "bench_crawler": {
+        "title": "Crawling 1,000 pages with a worker pool",
+        "section": ("crawler", "Running a fixed pool of workers"),
+        "takeaway": "50 workers crawled 1,000 pages in {pool_vs_network_floor:.2f}× the "
+        "time the network alone needs ({pool_every_page_parsed_vs_network_floor:.2f}× "
+        "when every page is parsed), {speedup_pool_vs_sequential:.0f}× faster than one "
+        "page at a time; parsing in a thread per page instead took "
+        "{threads_vs_network_floor:.2f}×.",
+        "ratios": {
+            "pool_vs_network_floor": "Parsing in 1 other process ÷ network floor (time)",
+            "pool_every_page_parsed_vs_network_floor": "The same, every page parsed",
+            "speedup_pool_vs_sequential": "One page at a time ÷ parsing in 1 other "
+            "process (time): the speed-up",
+            "in_process_vs_network_floor": "Parsing in a thread, in batches ÷ network "
+            "floor (time)",
+            "in_process_every_page_parsed_vs_network_floor": "The same, every page parsed",
+            "in_process_vs_its_floor": "Parsing in a thread ÷ its own floor (network and "
+            "parsing CPU)",
+            "speedup_in_process_vs_sequential": "One page at a time ÷ parsing in a thread "
+            "(time): the speed-up",
+            "sequential_vs_its_floor": "One page at a time ÷ its floor (time)",
+            "no_parsing_vs_network_floor": "No parsing (links known) ÷ network floor (time)",
+            "threads_vs_network_floor": "A thread per page (the old way) ÷ network floor (time)",
+        },
+    },
+    "bench_concurrency": {
+        "title": "Queues, bounded gathering and the memory of a task",
+        "section": ("limiting", "Running many coroutines, a few at a time"),
+        "takeaway": "``run_pipeline`` kept {pipeline_1_worker_over_bare_queue_throughput:.0%} "
+        "of a bare queue's throughput while handling errors and shutdown; ``bounded_gather`` "
+        "ran 10,000 trivial coroutines in {bounded_gather_over_gather_time:.2f}× the time "
+        "of ``asyncio.gather``; a sleeping thread used {thread_over_task_rss:.0f}× the memory "
+        "of a sleeping task.",
+        "ratios": {
+            "pipeline_1_worker_over_bare_queue_throughput": "run_pipeline, 1 worker ÷ bare "
+            "Queue (items/s)",
+            "pipeline_4_workers_over_bare_queue_throughput": "run_pipeline, 4 workers ÷ "
+            "bare Queue (items/s)",
+            "bounded_gather_over_gather_time": "bounded_gather ÷ asyncio.gather (time)",
+            "thread_over_task_rss": "Sleeping thread ÷ sleeping task (resident memory)",
+        },
+    },
+    "bench_postgres": {
+        "title": "Loading 100,000 rows into PostgreSQL",
+        "section": ("postgres", "Loading many rows"),
+        "takeaway": "``executemany`` loaded 100,000 rows {executemany_vs_per_row:.0f}× faster "
+        "than one ``INSERT`` per row, and ``copy_records_to_table`` {copy_vs_executemany:.1f}× "
+        "faster again.",
+        "ratios": {
+            "executemany_vs_per_row": "Per-row INSERT ÷ executemany (time): the speed-up",
+            "copy_vs_executemany": "executemany ÷ copy_records_to_table (time)",
+            "copy_vs_per_row": "Per-row INSERT ÷ copy_records_to_table (time)",
+        },
+    },
+    "bench_api_server": {
+        "title": "The JSON API server against a bare handler",
+        "section": ("api_server", "Serving users over HTTP"),
+        "takeaway": "With 100 concurrent clients the recipe's users API, with its "
+        "validation, JSON errors and logging, served {throughput_ours_vs_bare:.2f}× the "
+        "requests per second of a bare aiohttp handler, at {server_cpu_ours_vs_bare:.2f}× "
+        "its server CPU per request.",
+        "ratios": {
+            "throughput_ours_vs_bare": "Recipe ÷ bare handler (requests per second)",
+            "p50_ours_vs_bare": "Recipe ÷ bare handler (median latency)",
+            "p99_ours_vs_bare": "Recipe ÷ bare handler (99th-percentile latency)",
+            "server_cpu_ours_vs_bare": "Recipe ÷ bare handler (server CPU per request)",
+        },
+    },
+}
+
+
+def _python_of(path: Path) -> tuple:
+    found = re.search(r"\.py3(\d+)$", path.stem)
+    return (3, int(found.group(1))) if found else (0, 0)
+
+
 def _benchmark_figures() -> str:
-    """reST for every benchmark result file in _static/benchmarks/ (from benchmarks/run_all.py)."""
+    """reST for the results in _static/benchmarks/ (from benchmarks/run_all.py): for each
+    benchmark, the oldest and the newest interpreter measured, side by side."""
     import json
 
-    out = []
-    for path in sorted((DOCS / "_static" / "benchmarks").glob("*.json")):
-        data = json.loads(path.read_text(encoding="utf-8"))
-        title = str(data.get("title") or data["benchmark"])
-        out += [title, "-" * len(title), ""]
-        if data.get("description"):
-            out += [str(data["description"]), ""]
+    out: list = []
+    for name, about in BENCHMARKS.items():
+        runs = sorted((DOCS / "_static" / "benchmarks").glob(f"{name}.py3*.json"), key=_python_of)
+        if not runs:
+            continue
+        shown = [runs[0], runs[-1]] if len(runs) > 1 else runs
+        data = [json.loads(path.read_text(encoding="utf-8")) for path in shown]
+        newest = data[-1]
+        module, section = about["section"]
+        title = str(about["title"])
+        takeaway = str(about["takeaway"]).format(**newest["ratios"])
+        out += [title, "-" * len(title), "", takeaway, ""]
         out += [
-            f"Measured with ``benchmarks/{path.stem}.py`` on Python {data['python']}"
-            + (f", {data['measured']}" if data.get("measured") else "")
-            + ".",
+            f"It measures :ref:`recipes/{module}:{section}`, with "
+            f"``benchmarks/{name}.py``."
+            + (f"  {newest['description']}" if newest.get("description") else ""),
             "",
-            ".. list-table::",
+        ]
+        pythons = [f"Python {run['python']}" for run in data]
+        widths = " ".join(["40"] + [str(40 // len(data))] * len(data))
+        out += [
+            ".. list-table:: Ratios, each within one run",
             "   :header-rows: 1",
-            "   :widths: 60 20 20",
+            f"   :widths: {widths}",
+            "",
+            "   * - Ratio",
+        ] + [f"     - {python}" for python in pythons]
+        for key, label in about["ratios"].items():
+            if not all(key in run["ratios"] for run in data):
+                continue
+            out.append(f"   * - {label}")
+            out += [f"     - **{_figure(run['ratios'][key])}×**" for run in data]
+        out.append("")
+        rows: dict = {}
+        for index, run in enumerate(data):
+            for row in run["results"]:
+                unit = str(row["unit"]).replace("(us)", "(µs)")
+                rows.setdefault((row["name"], unit), [None] * len(data))[index] = row["value"]
+        out += [
+            ".. list-table:: Measurements",
+            "   :header-rows: 1",
+            f"   :widths: {' '.join(['34', '22'] + [str(44 // len(data))] * len(data))}",
             "",
             "   * - Measurement",
-            "     - Value",
             "     - Unit",
-        ]
-        for row in data["results"]:
-            out += [
-                f"   * - {row['name']}",
-                f"     - {_figure(row['value'])}",
-                f"     - {row['unit']}",
-            ]
+        ] + [f"     - {python}" for python in pythons]
+        for (measurement, unit), values in rows.items():
+            out += [f"   * - {measurement}", f"     - {unit}"]
+            out += [f"     - {'—' if v is None else _figure(v)}" for v in values]
         out.append("")
-        if data.get("ratios"):
-            out += ["**Ratios** (measured in the same run):", ""]
-            out += [f"- {name}: **{_figure(value)}**" for name, value in data["ratios"].items()]
-            out.append("")
-        image = path.with_suffix(".png")
+        image = shown[-1].with_suffix(".png")
         if image.exists():
-            out += [f".. image:: /_static/benchmarks/{image.name}", f"   :alt: {title}", ""]
+            out += [
+                f".. figure:: /_static/benchmarks/{image.name}",
+                f"   :alt: {title}, Python {newest['python']}",
+                "",
+                f"   The measurements on Python {newest['python']}.",
+                "",
+            ]
     if not out:
         out = ["No benchmark results are stored yet: run ``tox -e bench``.", ""]
     return "\n".join(out) + "\n"
