@@ -202,7 +202,7 @@ def measure(requests: int, concurrency: int, user_count: int, rounds: int) -> Di
                 {
                     "name": label,
                     "value": figures["server_cpu_us"],
-                    "unit": "server CPU per request (us)",
+                    "unit": "server CPU per request (µs)",
                 }
             )
     ratios = {

@@ -2,11 +2,14 @@
 
     python benchmarks/run_all.py            # full runs
     python benchmarks/run_all.py --quick    # smaller inputs, for a smoke test
+    python benchmarks/run_all.py --python .tox/py38/bin/python   # on another Python
 
-Each ``benchmarks/bench_*.py`` is run in its own process with
-``--json docs/_static/benchmarks/<name>.json``; the docs' Performance page
-reads those files when the cookbook is built.  With matplotlib installed, a
-bar chart of each script's results is saved next to its JSON file.
+Each ``benchmarks/bench_*.py`` is run in its own process, on this interpreter or the
+one ``--python`` names, with ``--json docs/_static/benchmarks/<name>.py3N.json``
+(``py38``, ``py315``...); the docs' Performance page reads those files when the
+cookbook is built, and shows the oldest and the newest interpreter side by side.
+With matplotlib installed, a bar chart of each script's results is saved next to its
+JSON file.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ def plot(name: str, data: dict) -> None:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
-        from matplotlib.ticker import EngFormatter
+        from matplotlib.ticker import FuncFormatter
     except ImportError:
         print("matplotlib is not installed: no plot for", name)
         return
@@ -52,7 +55,8 @@ def plot(name: str, data: dict) -> None:
         values = [row["value"] for row in rows]
         bars = ax.barh(labels, values, color="#2b5b84")
         ax.bar_label(bars, labels=[figure(v) for v in values], padding=3, fontsize=8)
-        ax.xaxis.set_major_formatter(EngFormatter(sep=""))
+        # The same figures as the tables: 0.08 and 1,500, never "80m" or "1.5k".
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: figure(value)))
         ax.xaxis.set_major_locator(plt.MaxNLocator(5))
         ax.set_xlabel(unit)
         ax.invert_yaxis()
@@ -70,20 +74,29 @@ def main() -> int:
     parser.add_argument(
         "--plot-only", action="store_true", help="redraw the charts from the stored results"
     )
+    parser.add_argument(
+        "--python", default=sys.executable, help="the interpreter that runs the scripts"
+    )
     parser.add_argument("names", nargs="*", help="only these scripts (e.g. bench_concurrency)")
     args = parser.parse_args()
+    version = subprocess.run(
+        [args.python, "-c", "import sys; print('py%d%d' % sys.version_info[:2])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     OUT.mkdir(parents=True, exist_ok=True)
     scripts = sorted(HERE.glob("bench_*.py"))
     if args.names:
         scripts = [s for s in scripts if s.stem in args.names]
     failed = 0
     for script in scripts:
-        target = OUT / f"{script.stem}.json"
+        target = OUT / f"{script.stem}.{version}.json"
         if args.plot_only:
             if target.exists():
-                plot(script.stem, json.loads(target.read_text(encoding="utf-8")))
+                plot(target.stem, json.loads(target.read_text(encoding="utf-8")))
             continue
-        command = [sys.executable, str(script), "--json", str(target)]
+        command = [args.python, str(script), "--json", str(target)]
         if args.quick:
             command.append("--quick")
         print(f"== {script.name}", flush=True)
@@ -91,7 +104,7 @@ def main() -> int:
             print(f"!! {script.name} failed", flush=True)
             failed += 1
             continue
-        plot(script.stem, json.loads(target.read_text(encoding="utf-8")))
+        plot(target.stem, json.loads(target.read_text(encoding="utf-8")))
     return 1 if failed else 0
 
 
