@@ -272,7 +272,8 @@ def teaching_order(chapter: str, names: List[str]) -> List[str]:
 
     # The introduction often lists the recipes to come: rank by the sections that teach.
     heading = re.search(r"^\S.*\n[-=~^]{3,}\s*$", chapter, re.M)
-    chapter = chapter[heading.start() :] + "\n" + chapter[: heading.start()] if heading else chapter
+    if heading:
+        chapter = chapter[heading.start() :] + "\n" + chapter[: heading.start()]
 
     def first_use(name: str) -> Tuple[int, int]:
         word = re.escape(name)
