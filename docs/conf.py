@@ -191,6 +191,21 @@ FEATURES = [
         "Create them inside the running loop.",
     ),
     (
+        10,
+        "realtime",
+        "Reading an event stream",
+        ":func:`contextlib.aclosing` around :func:`~recipes.realtime.read_events`",
+        "``try``/``finally`` with ``await events.aclose()``.",
+    ),
+    (
+        13,
+        "streams",
+        "Shutting down gracefully",
+        ":meth:`asyncio.Server.close_clients` and :meth:`~asyncio.Server.abort_clients`",
+        "Keep the writers in a set and close them yourself; "
+        ":meth:`~recipes.streams.LineServer.shutdown` does it on every version.",
+    ),
+    (
         11,
         "cancellation",
         "Counting cancellations: cancelling() and uncancel()",
@@ -525,6 +540,45 @@ BENCHMARKS = {
             "executemany_vs_per_row": "Per-row INSERT ÷ executemany (time): the speed-up",
             "copy_vs_executemany": "executemany ÷ copy_records_to_table (time)",
             "copy_vs_per_row": "Per-row INSERT ÷ copy_records_to_table (time)",
+        },
+    },
+    "bench_streams": {
+        "title": "A line-protocol TCP server against a bare protocol",
+        "section": ("streams", "Serving a line protocol"),
+        "takeaway": "The recipe's ``LineServer``, with its timeouts, line limit and "
+        "backpressure, answered {recipe_over_bare_requests:.2f}× the requests per second "
+        "of a bare :class:`asyncio.Protocol` echo server and echoed "
+        "{recipe_over_bare_throughput:.2f}× its bytes per second: the price of safety "
+        "per line, worth paying for requests, not for bulk data.",
+        "ratios": {
+            "recipe_over_bare_requests": "LineServer ÷ bare protocol (requests per second)",
+            "recipe_over_bare_throughput": "LineServer ÷ bare protocol (bytes echoed per second)",
+        },
+    },
+    "bench_realtime": {
+        "title": "Broadcasting to WebSocket clients",
+        "section": ("realtime", "Broadcasting to many clients"),
+        "takeaway": "With every client keeping up, the ``Broadcaster`` delivered "
+        "{recipe_over_naive_100_clients:.2f}× the messages per second of a loop that "
+        "awaits each send in turn (100 clients); with one client stalled it kept "
+        "{recipe_100_with_a_stalled_client_over_without:.0%} of its rate and dropped that "
+        "client, while the naive loop stopped for good after "
+        "{naive_share_delivered_with_a_stalled_client:.0%} of the messages.",
+        "ratios": {
+            "recipe_over_naive_1_clients": "Broadcaster ÷ naive loop, 1 client "
+            "(messages per second)",
+            "recipe_over_naive_100_clients": "The same, 100 clients",
+            "recipe_over_naive_1000_clients": "The same, 1,000 clients",
+            "recipe_100_per_client_over_single_client": "Broadcaster: per-client rate "
+            "with 100 clients ÷ with 1",
+            "naive_100_per_client_over_single_client": "Naive loop: the same",
+            "recipe_1000_per_client_over_single_client": "Broadcaster: per-client rate "
+            "with 1,000 clients ÷ with 1",
+            "naive_1000_per_client_over_single_client": "Naive loop: the same",
+            "recipe_100_with_a_stalled_client_over_without": "Broadcaster: 100 clients "
+            "and 1 stalled ÷ 100 clients (messages per second)",
+            "naive_share_delivered_with_a_stalled_client": "Naive loop: share of the "
+            "messages sent before the stalled client stopped it",
         },
     },
     "bench_api_server": {
