@@ -560,8 +560,8 @@ BENCHMARKS = {
         "section": ("realtime", "Broadcasting to many clients"),
         "takeaway": "With every client keeping up, the ``Broadcaster`` delivered "
         "{recipe_over_naive_100_clients:.2f}× the messages per second of a loop that "
-        "awaits each send in turn (100 clients); with one client stalled it kept "
-        "{recipe_100_with_a_stalled_client_over_without:.0%} of its rate and dropped that "
+        "awaits each send in turn (100 clients); with one client stalled it went on at "
+        "{recipe_100_with_a_stalled_client_over_without:.2f}× its rate and dropped that "
         "client, while the naive loop stopped for good after "
         "{naive_share_delivered_with_a_stalled_client:.0%} of the messages.",
         "ratios": {
