@@ -207,6 +207,13 @@ FEATURES = [
     ),
     (
         11,
+        "subprocesses",
+        "Timing out a child process",
+        ":func:`asyncio.timeout` around a conversation with a child",
+        ":func:`asyncio.wait_for` around the same steps.",
+    ),
+    (
+        11,
         "cancellation",
         "Counting cancellations: cancelling() and uncancel()",
         ":meth:`asyncio.Task.cancelling` and :meth:`~asyncio.Task.uncancel`",
