@@ -206,11 +206,77 @@ FEATURES = [
         ":meth:`~recipes.streams.LineServer.shutdown` does it on every version.",
     ),
     (
+        9,
+        "logging_context",
+        "What callbacks, executors and threads see",
+        ":func:`asyncio.to_thread` runs the function in a copy of the context",
+        ":func:`~recipes.logging_context.run_in_executor_with_context`.",
+    ),
+    (
+        11,
+        "logging_context",
+        "Running a task in a context you choose",
+        "``create_task(..., context=ctx)``",
+        ":func:`~recipes.logging_context.create_task_in_context` (a copy of the context).",
+    ),
+    (
+        12,
+        "logging_context",
+        "Logging a failed task with its request id",
+        ":meth:`asyncio.Task.get_context`",
+        "Pass ``context=`` to :func:`~recipes.logging_context.log_when_failed`.",
+    ),
+    (
+        12,
+        "logging_context",
+        "Naming tasks for the logs",
+        "``%(taskName)s`` in log formats",
+        ":class:`~recipes.logging_context.TaskNameFilter`.",
+    ),
+    (
+        12,
+        "logging_context",
+        "Logging from many tasks without blocking the loop",
+        "``dictConfig`` builds a ``QueueHandler`` with its listener",
+        ":func:`~recipes.logging_context.queue_logging`.",
+    ),
+    (
         11,
         "subprocesses",
         "Timing out a child process",
         ":func:`asyncio.timeout` around a conversation with a child",
         ":func:`asyncio.wait_for` around the same steps.",
+    ),
+    (
+        9,
+        "parallelism",
+        "Cancelling work you no longer need",
+        "``Executor.shutdown(cancel_futures=True)``",
+        "Cancel the futures you hold before ``shutdown()``, as "
+        ":class:`~recipes.parallelism.ProcessRunner` does.",
+    ),
+    (
+        9,
+        "sync_bridge",
+        "Giving synchronous code a blocking client",
+        "Calling sync code that uses the portal with :func:`asyncio.to_thread`",
+        "``loop.run_in_executor(None, func, portal)``.",
+    ),
+    (
+        9,
+        "sync_bridge",
+        "Running blocking calls from a coroutine",
+        ":func:`asyncio.to_thread` (keyword arguments, context copied)",
+        "``loop.run_in_executor`` with :func:`functools.partial`, or "
+        ":class:`~recipes.sync_bridge.BlockingPool`.",
+    ),
+    (
+        9,
+        "sync_bridge",
+        "Exceptions, cancellation and context across the bridge",
+        ":func:`asyncio.to_thread` copies context variables",
+        "``run_in_executor(None, copy_context().run, func)``, or "
+        ":class:`~recipes.sync_bridge.BlockingPool`.",
     ),
     (
         11,
@@ -353,6 +419,15 @@ FEATURES = [
         ":meth:`asyncio.Queue.shutdown`",
         "One :data:`~recipes.queues.STOP` per consumer, or "
         ":class:`~recipes.queues.ClosableQueue`.",
+    ),
+    (
+        13,
+        "testing",
+        "Writing tests with unittest",
+        "``IsolatedAsyncioTestCase.loop_factory``: a test's own event loop, such as a "
+        "virtual clock",
+        "Build the loop with ``looptime.new_event_loop()`` and drive it yourself, or "
+        "use pytest with ``@pytest.mark.looptime``.",
     ),
     (
         14,
@@ -549,6 +624,144 @@ BENCHMARKS = {
             "copy_vs_per_row": "Per-row INSERT ÷ copy_records_to_table (time)",
         },
     },
+    "bench_subprocesses": {
+        "title": "Running 200 short commands",
+        "section": ("subprocesses", "Running many commands under a limit"),
+        "takeaway": "Eight at a time, ``run_many`` ran 200 short Python commands "
+        "{sequential_over_limited:.2f}× faster than one at a time, at "
+        "{limited_over_ideal:.1f}× the ideal of an eighth of the sequential time: "
+        "starting an interpreter is CPU work, and this machine has 2 cores, not 8.",
+        "ratios": {
+            "sequential_over_limited": "One at a time ÷ limit 8 (time): the speed-up",
+            "limited_over_ideal": "Limit 8 ÷ an eighth of one at a time (time)",
+        },
+    },
+    "bench_parallelism": {
+        "title": "CPU-bound work: in the loop, in threads, in processes",
+        "section": ("parallelism", "Threads, processes, or both"),
+        "takeaway": "On 2 cores a pool of 2 processes ran a CPU-bound batch "
+        "{processes_speedup_vs_loop:.2f}× faster than the event loop itself and threads "
+        "{threads_speedup_vs_loop:.2f}× (the GIL lets one run at a time), and with the "
+        "work in processes a 10 ms heartbeat was {heartbeat_delay_loop_over_processes:.0f}× "
+        "less late than with the work in the loop.",
+        "ratios": {
+            "processes_speedup_vs_loop": "In the loop ÷ 2 processes (time): the speed-up",
+            "threads_speedup_vs_loop": "In the loop ÷ 2 threads (time)",
+            "processes_speedup_vs_threads": "2 threads ÷ 2 processes (time)",
+            "processes_over_ideal": "2 processes ÷ half the time in the loop",
+            "heartbeat_delay_loop_over_processes": "Heartbeat delay: work in the loop ÷ "
+            "work in processes",
+            "mixed_both_speedup_vs_all_threads": "Mixed batch: all in threads ÷ CPU in "
+            "processes and blocking calls in threads (time)",
+            "mixed_both_speedup_vs_all_processes": "Mixed batch: all in processes ÷ the "
+            "same split (time)",
+            "chunked_speedup_vs_one_call_per_item": "20,000 tiny items: one call each ÷ "
+            "map_in_chunks (time)",
+        },
+    },
+    "bench_sync_bridge": {
+        "title": "Crossing between threads and an event loop",
+        "section": ("sync_bridge", "Running an event loop in a background thread"),
+        "takeaway": "Calling a coroutine from synchronous code through a ``Portal`` cost "
+        "{asyncio_run_per_call_over_portal_call:.1f}× less than starting ``asyncio.run()`` "
+        "for each call, and handing items from threads to coroutines through "
+        "``BridgeQueue`` {executor_get_over_bridge_queue:.1f}× less than a blocking "
+        "``queue.Queue.get`` in an executor.",
+        "ratios": {
+            "asyncio_run_per_call_over_portal_call": "asyncio.run() per call ÷ "
+            "Portal.call() (time per call)",
+            "portal_call_over_bare_run_coroutine_threadsafe": "Portal.call() ÷ bare "
+            "run_coroutine_threadsafe (time per call)",
+            "portal_1_thread_over_16_threads": "Portal.call() from 1 thread ÷ from 16 "
+            "threads (time per call)",
+            "executor_get_over_bridge_queue": "queue.Queue + run_in_executor(get) ÷ "
+            "BridgeQueue (time per item)",
+            "bridge_queue_over_call_soon_threadsafe": "BridgeQueue ÷ call_soon_threadsafe "
+            "into an unbounded asyncio.Queue (time per item)",
+        },
+    },
+    "bench_logging_context": {
+        "title": "Logging from 1,000 tasks: on the loop or through a queue",
+        "section": ("logging_context", "Logging from many tasks without blocking the loop"),
+        "takeaway": "With a handler that sometimes stalls, logging through "
+        "``queue_logging`` kept the loop {slow_sink_direct_over_queued_loop_time:.1f}× "
+        "faster than logging on the loop; with a plain file the two cost about the same "
+        "({file_direct_over_queued_loop_time:.2f}×): a queue removes waiting, not work.",
+        "ratios": {
+            "slow_sink_direct_over_queued_loop_time": "Slow handler: on the loop ÷ "
+            "queue_logging (loop time)",
+            "slow_sink_direct_over_queued_longest_call": "Slow handler: on the loop ÷ "
+            "queue_logging (longest log call)",
+            "file_direct_over_queued_loop_time": "File: on the loop ÷ queue_logging (loop time)",
+            "file_direct_over_logging_off_loop_time": "File on the loop ÷ logging switched "
+            "off (loop time)",
+            "file_queued_over_logging_off_loop_time": "queue_logging ÷ logging switched "
+            "off (loop time)",
+            "context_filter_cost_file_direct": "With ContextFilter ÷ without (loop time)",
+        },
+    },
+    "bench_resilience": {
+        "title": "Breakers, deadlines, hedging and bulkheads: cost and effect",
+        "section": ("resilience", "Combining them with retries"),
+        "takeaway": "Against a dead dependency the circuit breaker cut the calls "
+        "{dead_dependency_calls_without_over_with_breaker:.0f}× and the time "
+        "{dead_dependency_time_without_over_with_breaker:.1f}×; hedging cut the 99th "
+        "percentile latency {hedging_p99_plain_over_hedged:.1f}× for "
+        "{hedging_extra_calls:.2f} calls per request; each guard costs about a "
+        "microsecond per call.",
+        "ratios": {
+            "dead_dependency_calls_without_over_with_breaker": "Dead dependency: calls "
+            "without ÷ with the breaker",
+            "dead_dependency_time_without_over_with_breaker": "Dead dependency: time "
+            "without ÷ with the breaker",
+            "hedging_p99_plain_over_hedged": "99th percentile latency: plain ÷ hedged",
+            "hedging_extra_calls": "Hedged: calls per request",
+            "bulkhead_over_semaphore": "Bulkhead.call ÷ asyncio.Semaphore (time per call)",
+            "within_deadline_over_wait_for": "within_deadline ÷ asyncio.wait_for (time per call)",
+            "breaker_over_bare_await": "CircuitBreaker.call ÷ a bare await (time per call)",
+            "whole_stack_over_bare_await": "The whole stack ÷ a bare await (time per call)",
+        },
+    },
+    "bench_coalescing": {
+        "title": "Coalescing 20,000 concurrent calls",
+        "section": ("coalescing", "Sharing one call between concurrent callers"),
+        "takeaway": "20,000 callers asking for 100 keys made "
+        "{naive_calls_over_single_flight_calls:.0f}× fewer backend calls through "
+        "``SingleFlight`` and finished {naive_over_single_flight:.0f}× sooner than "
+        "calling the backend each; a second wave served from ``TTLCache`` took "
+        "{cache_hits_over_single_flight:.2f}× the time of the first.",
+        "ratios": {
+            "naive_calls_over_single_flight_calls": "Backend calls: each caller ÷ SingleFlight",
+            "naive_over_single_flight": "Time: each caller calls ÷ SingleFlight",
+            "single_flight_over_ideal": "SingleFlight ÷ the ideal (100 calls, 10 at a time)",
+            "single_flight_over_ideal_plus_floor": "SingleFlight ÷ the ideal plus "
+            "answering 20,000 callers",
+            "cache_hits_over_single_flight": "A wave of cache hits ÷ the SingleFlight wave (time)",
+            "single_flight_call_over_task_per_call": "SingleFlight.call with nothing to "
+            "share ÷ a task per call",
+            "cache_hit_over_direct": "TTLCache hit ÷ a direct await",
+            "decorator_hit_over_direct": "@coalesce hit ÷ a direct await",
+        },
+    },
+    "bench_testing": {
+        "title": "Test suites: virtual time, loops per test and leak checks",
+        "section": ("testing", "Skipping the waiting with virtual time"),
+        "takeaway": "100 tests of retries ran {real_over_virtual:.0f}× faster on a virtual "
+        "clock than on the real one; a fresh event loop per test cost "
+        "{fresh_loop_over_shared:.0f}× a shared one for tiny tests; checking for leaked "
+        "tasks cost {task_check_over_bare:.2f}× a bare test, while a garbage collection "
+        "per test to find unawaited coroutines is what makes that check expensive "
+        "({both_checks_over_bare:.0f}× with it, {both_checks_no_gc_over_bare:.1f}× "
+        "with ``collect=False``).",
+        "ratios": {
+            "real_over_virtual": "Retry tests: real clock ÷ virtual clock (time)",
+            "real_over_ideal": "Retry tests, real clock ÷ the sum of their delays",
+            "fresh_loop_over_shared": "Tiny tests: a fresh loop each ÷ one shared loop",
+            "task_check_over_bare": "With no_leaked_tasks ÷ bare (time)",
+            "both_checks_over_bare": "With both leak checks ÷ bare (time)",
+            "both_checks_no_gc_over_bare": "Both checks, collect=False ÷ bare (time)",
+        },
+    },
     "bench_streams": {
         "title": "A line-protocol TCP server against a bare protocol",
         "section": ("streams", "Serving a line protocol"),
@@ -651,7 +864,7 @@ def _benchmark_figures() -> str:
         rows: dict = {}
         for index, run in enumerate(data):
             for row in run["results"]:
-                unit = str(row["unit"]).replace("(us)", "(µs)")
+                unit = re.sub(r"\bus\b", "µs", str(row["unit"]))
                 rows.setdefault((row["name"], unit), [None] * len(data))[index] = row["value"]
         out += [
             ".. list-table:: Measurements",
