@@ -338,7 +338,10 @@ free-threaded build, to run Python code on several cores at once.
 with a coroutine that waits to be told to stop; ``submit()`` hands it a
 coroutine with :func:`asyncio.run_coroutine_threadsafe`, and ``stop()``
 lets :func:`asyncio.run` cancel what is left, close the loop and end the
-thread:
+thread.  (:class:`recipes.sync_bridge.Portal` is the same idea grown for
+synchronous callers: timeouts per call, callers released at shutdown, a
+facade over an async client; use it when sync code drives the loop, and this
+small class when one component only needs a loop of its own.)
 
 >>> import threading
 >>> from recipes.parallelism import EventLoopThread

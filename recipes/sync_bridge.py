@@ -505,6 +505,9 @@ See also
   version for a single blocking call, and what the GIL means for it.
 * :doc:`/recipes/queues` – queues between coroutines, and stopping their
   consumers.
+* :ref:`recipes/parallelism:Running one event loop per thread` – a smaller
+  loop thread, :class:`recipes.parallelism.EventLoopThread`, for a component
+  that only needs a loop of its own.
 * :doc:`/recipes/cancellation` and :doc:`/recipes/timeouts` – what a
   cancelled coroutine must do, which the portal relies on at shutdown.
 * Python: :ref:`python:asyncio-multithreading` and
