@@ -710,7 +710,7 @@ BENCHMARKS = {
         "{dead_dependency_time_without_over_with_breaker:.1f}×; hedging cut the 99th "
         "percentile latency {hedging_p99_plain_over_hedged:.1f}× for "
         "{hedging_extra_calls:.2f} calls per request; each guard costs a few "
-        "microsecond per call.",
+        "microseconds per call.",
         "ratios": {
             "dead_dependency_calls_without_over_with_breaker": "Dead dependency: calls "
             "without ÷ with the breaker",
