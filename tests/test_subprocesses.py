@@ -76,6 +76,21 @@ def children() -> Dict[int, str]:
     return found
 
 
+def running_children_with(token: str) -> int:
+    """How many children of this process are alive (not zombies) with ``token`` in their
+    command line: the processes of one batch, whatever else the machine is doing."""
+    count = 0
+    for pid, state in children().items():
+        if state == "Z":
+            continue
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        count += token.encode() in cmdline
+    return count
+
+
 def open_fds() -> Set[str]:
     return set(os.listdir("/proc/self/fd"))
 
@@ -336,14 +351,17 @@ def test_stopping_a_child_that_just_exited_keeps_its_exit_status(no_leaks: None)
 def test_a_child_can_write_its_last_words_while_it_stops(no_leaks: None) -> None:
     # On SIGTERM the child writes 1 MB more to a pipe nobody reads any more: the
     # stop must keep reading, or the child blocks and is killed after the grace.
+    # The handler writes with os.write: SIGTERM may arrive while print() is still inside
+    # sys.stdout, and writing there again is a "reentrant call" RuntimeError.
     code = (
-        "import signal, sys, time\n"
+        "import os, signal, time\n"
         "def bye(*_):\n"
-        "    sys.stdout.write('z' * 1_000_000)\n"
-        "    sys.stdout.flush()\n"
-        "    sys.exit(0)\n"
+        "    data = b'z' * 1_000_000\n"
+        "    while data:\n"
+        "        data = data[os.write(1, data):]\n"
+        "    os._exit(0)\n"
         "signal.signal(signal.SIGTERM, bye)\n"
-        "print('ready', flush=True)\n"
+        "os.write(1, b'ready\\n')\n"
         "time.sleep(60)\n"
     )
 
@@ -512,11 +530,14 @@ def test_run_many_never_exceeds_the_limit_and_reaches_it(no_leaks: None) -> None
         async def watch() -> None:
             nonlocal peak
             while not stop.is_set():
-                peak = max(peak, len(children()))
+                peak = max(peak, running_children_with("run-many-limit-test"))
                 await asyncio.sleep(0.005)
 
         watcher = asyncio.ensure_future(watch())
-        code = "import sys, time; time.sleep(0.3); sys.exit(int(sys.argv[1]))"
+        # The token tells this batch's children from any other process of the test run.
+        code = (
+            "import sys, time; time.sleep(0.3); sys.exit(int(sys.argv[1]))  # run-many-limit-test"
+        )
         try:
             results = await bounded(
                 run_many([[PY, "-c", code, str(n)] for n in range(12)], limit=3)
