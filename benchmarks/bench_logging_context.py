@@ -170,7 +170,7 @@ def measure_all(requests: int, lines: int, runs: int) -> Dict[str, Any]:
                 flush=True,
             )
     per_span = span_cost(20_000 if records < 20_000 else 100_000)
-    print(f"{'Tracer span':>36}: {per_span * 1e6:.2f} us per span", flush=True)
+    print(f"{'Tracer span':>36}: {per_span * 1e6:.2f} µs per span", flush=True)
 
     unit = f"seconds for {records:,} records"
     results: List[Dict[str, Any]] = []

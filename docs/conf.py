@@ -866,7 +866,7 @@ def _benchmark_figures() -> str:
         rows: dict = {}
         for index, run in enumerate(data):
             for row in run["results"]:
-                unit = re.sub(r"\bus\b", "µs", str(row["unit"]))
+                unit = str(row["unit"])
                 rows.setdefault((row["name"], unit), [None] * len(data))[index] = row["value"]
         out += [
             ".. list-table:: Measurements",

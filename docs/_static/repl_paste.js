@@ -79,5 +79,4 @@
     },
     true
   );
-  window.cookbookReplText = replText; // for the tests of the book
 })();
