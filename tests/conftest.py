@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import threading
 from typing import (
     TYPE_CHECKING,
     Any,
     AsyncIterator,
     Awaitable,
     Callable,
+    Coroutine,
     Dict,
     Iterator,
     List,
@@ -142,3 +144,25 @@ def pytest_runtest_teardown(item: pytest.Item) -> Iterator[None]:
     if loop is not None and not loop.is_running() and not loop.is_closed():
         loop.close()
         policy.set_event_loop(None)
+
+
+def asyncio_run_returns(main: Callable[[], Coroutine[Any, Any, None]]) -> bool:
+    """Run ``asyncio.run(main())`` in a thread; False if it is still running after 30 s.
+
+    A shutdown that hangs would otherwise hang the test run.  The clock is the
+    real one; a run that works returns in milliseconds.
+    """
+    errors: List[BaseException] = []
+
+    def target() -> None:
+        try:
+            asyncio.run(main())
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    thread = threading.Thread(target=target, name="asyncio.run", daemon=True)
+    thread.start()
+    thread.join(30)
+    if errors:
+        raise errors[0]
+    return not thread.is_alive()

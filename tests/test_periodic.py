@@ -7,12 +7,12 @@ import logging
 import math
 import random
 import sys
-import threading
-from typing import Any, Callable, Coroutine, List, Tuple
+from typing import Any, List, Tuple
 
 import pytest
 
 from recipes.periodic import PeriodicTask
+from tests.conftest import asyncio_run_returns
 
 HANG = 3600.0  # generous timeout on the virtual clock: turns a hang into a failure
 
@@ -537,28 +537,6 @@ def test_stop_ends_the_task_whatever_the_tick_makes_of_the_cancellation(
     assert run_virtual(main) == (False, 1, ["cleanup"], expected_errors)
 
 
-def _asyncio_run_returns(main: Callable[[], Coroutine[Any, Any, None]]) -> bool:
-    """Run ``asyncio.run(main())`` in a thread; False if it is still running after 30 s.
-
-    A shutdown that hangs would otherwise hang the test run.  The clock is the
-    real one; a run that works returns in milliseconds.
-    """
-    errors: List[BaseException] = []
-
-    def target() -> None:
-        try:
-            asyncio.run(main())
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-
-    thread = threading.Thread(target=target, name="asyncio.run", daemon=True)
-    thread.start()
-    thread.join(30)
-    if errors:
-        raise errors[0]
-    return not thread.is_alive()
-
-
 @pytest.mark.parametrize("timeout", [None, 60.0])
 def test_asyncio_run_ends_a_forgotten_periodic_task_whose_tick_cleanup_raises(
     timeout: Any,
@@ -580,7 +558,7 @@ def test_asyncio_run_ends_a_forgotten_periodic_task_whose_tick_cleanup_raises(
         periodic.start()  # never stopped: asyncio.run() cancels its task at exit
         await asyncio.sleep(0.05)
 
-    assert _asyncio_run_returns(main), "asyncio.run() hung in its shutdown"
+    assert asyncio_run_returns(main), "asyncio.run() hung in its shutdown"
     assert not periodics[0].running
     assert periodics[0].ticks == 1
     assert [type(error) for error in errors] == [ConnectionResetError]

@@ -6,9 +6,8 @@ import asyncio
 import logging
 import random
 import sys
-import threading
 from collections import Counter
-from typing import Any, AsyncIterator, Awaitable, Callable, Coroutine, Iterator, List, Tuple
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterator, List, Tuple
 
 import pytest
 
@@ -21,6 +20,7 @@ from recipes.queues import (
     consume,
     run_pipeline,
 )
+from tests.conftest import asyncio_run_returns
 
 # Generous timeouts on the virtual clock: they cost no wall time, and they turn
 # a hang into a failure instead of a stuck test run.
@@ -955,28 +955,6 @@ def test_a_cancelled_pipeline_ends_whatever_a_stage_makes_of_the_cancellation(
     assert logged == ([] if behaviour == "swallows" else [OSError, OSError])
 
 
-def _asyncio_run_returns(main: Callable[[], Coroutine[Any, Any, None]]) -> bool:
-    """Run ``asyncio.run(main())`` in a thread; False if it is still running after 30 s.
-
-    A shutdown that hangs would otherwise hang the test run.  The clock is the
-    real one; a run that works returns in milliseconds.
-    """
-    errors: List[BaseException] = []
-
-    def target() -> None:
-        try:
-            asyncio.run(main())
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-
-    thread = threading.Thread(target=target, name="asyncio.run", daemon=True)
-    thread.start()
-    thread.join(30)
-    if errors:
-        raise errors[0]
-    return not thread.is_alive()
-
-
 @pytest.mark.skipif(sys.version_info < (3, 11), reason=NO_CANCELLING)
 def test_asyncio_run_ends_a_leftover_consumer_whose_handler_cleanup_raises(
     caplog: pytest.LogCaptureFixture,
@@ -1000,7 +978,7 @@ def test_asyncio_run_ends_a_leftover_consumer_whose_handler_cleanup_raises(
             await asyncio.sleep(0)
         # main() returns with the consumer inside "job": asyncio.run() cancels it
 
-    assert _asyncio_run_returns(main), "asyncio.run() hung in its shutdown"
+    assert asyncio_run_returns(main), "asyncio.run() hung in its shutdown"
     assert workers[0].cancelled()
     assert failed == ["job"]
 
@@ -1029,7 +1007,7 @@ def test_asyncio_run_ends_a_leftover_pipeline_whose_stage_cleanup_raises(
         # main() returns with the pipeline running: asyncio.run() cancels every task
 
     with caplog.at_level(logging.ERROR, logger="recipes.queues"):
-        assert _asyncio_run_returns(main), "asyncio.run() hung in its shutdown"
+        assert asyncio_run_returns(main), "asyncio.run() hung in its shutdown"
     assert pipelines[0].cancelled()
     assert len(cleaned) <= 4  # each worker started at most one more item
     assert cleaned[:2] in ([0, 1], [1, 0])
