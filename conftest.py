@@ -53,6 +53,7 @@ import contextvars
 import doctest
 import inspect
 import io
+import logging
 import math
 import os
 import re
@@ -288,45 +289,81 @@ def _required_by(example: doctest.Example) -> Optional[Tuple[int, int]]:
     return newest if newest is not None and sys.version_info < newest else None
 
 
-def _apply_version_gates(item: DoctestItem) -> None:
-    test = item.dtest
-    examples = test.examples if test else []
+def gate_examples(test: doctest.DocTest) -> Optional[str]:
+    """Mark the examples too new for this Python as skipped.
+
+    Returns the reason to skip the whole docstring when every example is gated, else None
+    (the gated examples are listed in the terminal summary).
+    """
     reasons = {}
-    for example in examples:
+    for example in test.examples:
         required = _required_by(example)
         if required is not None:
             example.options[doctest.SKIP] = True
             reasons[id(example)] = f"requires Python >= {required[0]}.{required[1]}"
     if not reasons:
-        return
-    if all(example.options.get(doctest.SKIP) for example in examples):
-        pytest.skip(max(reasons.values(), key=lambda r: tuple(map(int, r.split()[-1].split(".")))))
-    for example in examples:
+        return None
+    if all(example.options.get(doctest.SKIP) for example in test.examples):
+        return max(reasons.values(), key=lambda r: tuple(map(int, r.split()[-1].split("."))))
+    for example in test.examples:
         if id(example) in reasons:
-            line = example.lineno + test.lineno + 1
-            _gated_examples.append(f"{test.filename}:{line} ({item.name}): {reasons[id(example)]}")
+            line = example.lineno + (test.lineno or 0) + 1
+            _gated_examples.append(f"{test.filename}:{line} ({test.name}): {reasons[id(example)]}")
+    return None
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
-    if not isinstance(item, DoctestItem) or item.dtest is None:
-        yield
-        return
-    _apply_version_gates(item)
-    runner = item.runner
+LoggerState = Tuple[int, bool, List[logging.Handler], List[Any], bool]
+
+
+def _logger_states() -> Dict[str, LoggerState]:
+    every = dict(logging.Logger.manager.loggerDict, **{"": logging.getLogger()})
+    return {
+        name: (lg.level, lg.propagate, list(lg.handlers), list(lg.filters), lg.disabled)
+        for name, lg in every.items()
+        if isinstance(lg, logging.Logger)
+    }
+
+
+def _restore_loggers(before: Dict[str, LoggerState]) -> None:
+    """Undo what a docstring did to loggers: the next one starts as a fresh REPL would.
+
+    (A logger left with ``propagate = False`` would also get pytest's capture handlers
+    attached in every later test.)
+    """
+    for name, (level, propagate, handlers, filters, disabled) in _logger_states().items():
+        logger = logging.getLogger(name or None)
+        if name in before:
+            level, propagate, handlers, filters, disabled = before[name]
+        else:
+            level, propagate, handlers, filters, disabled = logging.NOTSET, True, [], [], False
+        logger.setLevel(level)
+        logger.propagate = propagate
+        logger.handlers[:] = handlers
+        logger.filters[:] = filters
+        logger.disabled = disabled
+
+
+@contextlib.contextmanager
+def async_doctest(test: doctest.DocTest, runner: doctest.DocTestRunner) -> Iterator[None]:
+    """Within this block, ``runner.run(test)`` runs the examples the way the book does.
+
+    Top-level ``await`` on the docstring's own (virtual-clock) loop, a namespace that
+    holds only what the examples import or define, and the local servers the docstring
+    asks for (``base_url``, ``dsn``).  Afterwards the loop is torn down and closed.
+    """
     # A reader's REPL has none of the module's globals: each docstring's examples run in
     # a namespace that holds only what they import or define themselves.
-    item.dtest.globs.clear()
-    item.dtest.globs["__name__"] = "__main__"
+    test.globs.clear()
+    test.globs["__name__"] = "__main__"
     flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
     original_run = runner.run
-    source = item.dtest.docstring or ""
+    source = test.docstring or ""
     wants_postgres = re.search(r"\bdsn\b", source) is not None
     docstring_loop = DocstringLoop(real=wants_postgres)
     if wants_postgres:
-        item.dtest.globs["dsn"] = session_postgres_dsn()
+        test.globs["dsn"] = session_postgres_dsn()
     if re.search(r"\bbase_url\b", source):
-        item.dtest.globs["base_url"] = docstring_loop.serve_demo_app()
+        test.globs["base_url"] = docstring_loop.serve_demo_app()
     started = time.perf_counter()
 
     def run_with_await(
@@ -342,15 +379,29 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     runner.run = run_with_await  # type: ignore[method-assign]
     # doctest executes each example through the name ``exec`` in its own module.
     doctest.exec = docstring_loop.exec  # type: ignore[attr-defined]
+    loggers = _logger_states()
     try:
         yield
     finally:
         del doctest.exec  # type: ignore[attr-defined]
         runner.run = original_run  # type: ignore[method-assign]
         docstring_loop.close()
-        item.dtest.globs.clear()
+        _restore_loggers(loggers)
+        test.globs.clear()
         _stats["docstrings"] += 1
         _stats["wall_seconds"] += time.perf_counter() - started
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    if not isinstance(item, DoctestItem) or item.dtest is None:
+        yield
+        return
+    reason = gate_examples(item.dtest)
+    if reason is not None:
+        pytest.skip(reason)
+    with async_doctest(item.dtest, item.runner):
+        yield
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -18,7 +18,7 @@ from typing import Iterator, List, Tuple
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-CHAPTERS = sorted(p for p in (ROOT / "recipes").glob("*.py") if p.name != "__init__.py")
+CHAPTERS = sorted(p for p in (ROOT / "recipes").glob("*.py") if not p.name.startswith("_"))
 MAX_LINE = 79
 # Calls that start (or drive) an event loop: they fail inside the asyncio REPL's loop.
 OWN_LOOP = re.compile(

@@ -52,7 +52,7 @@ def _block(lines: List[str], start: int, indent: int) -> Tuple[List[str], List[s
 
 def chapter_scripts() -> List[Script]:
     scripts: List[Script] = []
-    for path in sorted((ROOT / "recipes").glob("*.py")):
+    for path in sorted((ROOT / "recipes").glob("[!_]*.py")):
         docstring = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
         lines = docstring.splitlines()
         pending: Optional[Tuple[str, List[str], Optional[Tuple[int, int]]]] = None
