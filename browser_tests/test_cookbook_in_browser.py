@@ -122,3 +122,43 @@ def test_version_matrix_lists_new_python_recipes(page, site: str) -> None:
     assert re.search(r"3\.11\+", text), "no 3.11+ entry"
     assert re.search(r"3\.13\+", text), "no 3.13+ entry"
     assert "TaskGroup" in text
+
+
+def test_copy_recipe_button_copies_the_snippet(page, site: str) -> None:
+    """The "Copy recipe" button of one public recipe gives exactly what
+    ``python -m recipes copy limiting.bounded_gather`` prints, and so does its download."""
+    from recipes._snippets import build_snippet
+
+    expected = build_snippet(["limiting.bounded_gather"]).text
+    page.goto(f"{site}/recipes/limiting.html")
+    entry = page.locator("dl.py:has(> dt[id='recipes.limiting.bounded_gather'])")
+    button = entry.locator("button.copy-recipe-button").first
+    button.scroll_into_view_if_needed()
+    assert button.inner_text() == "Copy recipe"
+    button.click()
+    assert page.evaluate("navigator.clipboard.readText()") == expected
+    assert button.inner_text() == "Copied!"
+    link = entry.locator("a.copy-recipe-download").first
+    assert link.get_attribute("download") == "limiting.py"
+    downloaded = page.evaluate(
+        "(url) => fetch(url).then((r) => r.text())", link.get_attribute("href")
+    )
+    assert downloaded == expected
+    assert (
+        f"{expected.count(chr(10))} lines"
+        in entry.locator("span.copy-recipe-size").first.inner_text()
+    )
+
+
+def test_every_public_recipe_has_a_copy_recipe_button(page, site: str) -> None:
+    from recipes._snippets import chapters, public_recipes
+
+    for chapter in chapters():
+        page.goto(f"{site}/recipes/{chapter}.html")
+        have = set(
+            page.eval_on_selector_all(
+                "dl.py:has(> dd > div.copy-recipe) > dt[id]", "(dts) => dts.map((dt) => dt.id)"
+            )
+        )
+        wanted = {f"recipes.{chapter}.{name}" for name, _ in public_recipes(chapter)}
+        assert have == wanted, chapter

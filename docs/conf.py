@@ -25,6 +25,7 @@ extensions = [
     "sphinx.ext.autosectionlabel",
     "sphinx_copybutton",
     "repl_examples",  # docs/_ext: visible version gates; copies that paste into the REPL
+    "copy_recipe",  # docs/_ext: a "Copy recipe" button on every public recipe
 ]
 exclude_patterns = ["_build", "_inventories", "_generated", "Thumbs.db", ".DS_Store"]
 templates_path = ["_templates"]
@@ -482,7 +483,7 @@ def _gates_in_code() -> set:
     underline = re.compile(r"^\s*([-~^])\1{3,}\s*$")
     definition = re.compile(r"^(?:async\s+def|def|class)\s+([A-Za-z_]\w*)")
     gates = set()
-    for path in sorted((ROOT / "recipes").glob("*.py")):
+    for path in sorted((ROOT / "recipes").glob("[!_]*.py")):
         if path.name == "__init__.py":
             continue
         text = path.read_text(encoding="utf-8")

@@ -59,6 +59,26 @@
     if (ok && typeof temporarilyChangeIcon === "function") temporarilyChangeIcon(button);
   }
 
+  // "Copy recipe" (docs/_ext/copy_recipe.py): the snippet travels in a script element
+  // next to the button, exactly as python -m recipes copy prints it.
+  document.addEventListener("click", function (event) {
+    const button = event.target.closest && event.target.closest("button.copy-recipe-button");
+    if (!button) return;
+    const source = button.parentElement.querySelector("script.copy-recipe-text");
+    if (!source) return;
+    const text = source.textContent;
+    const write = navigator.clipboard && window.isSecureContext
+      ? navigator.clipboard.writeText(text).catch(function () { return fallbackCopy(text); })
+      : fallbackCopy(text);
+    const label = button.textContent;
+    write.then(
+      function () { button.textContent = "Copied!"; },
+      function () { button.textContent = "Copy failed"; }
+    ).then(function () {
+      setTimeout(function () { button.textContent = label; }, 2000);
+    });
+  });
+
   document.addEventListener(
     "click",
     function (event) {
