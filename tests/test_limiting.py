@@ -8,6 +8,7 @@ import gc
 import inspect
 import math
 import random
+import time
 from typing import Any, Awaitable, Coroutine, List, Tuple
 
 import pytest
@@ -646,6 +647,53 @@ def test_try_acquire_never_waits_and_never_overtakes(run_virtual: Any) -> None:
         return results
 
     assert run_virtual(main) == [True, True, False, False, True, True, False]
+
+
+def test_try_acquire_does_not_overtake_a_waiter_the_lock_has_just_woken() -> None:
+    """A late loop: when A is admitted, B waits and tokens are due.  A's try_acquire() must
+    not take one ahead of B, although the lock is already free at that moment."""
+
+    async def main() -> List[str]:
+        limiter = RateLimiter(100, burst=5)
+        for _ in range(5):
+            await limiter.acquire()  # the bucket is empty
+        order: List[str] = []
+
+        async def first() -> None:
+            await limiter.acquire()
+            order.append("A")
+            if limiter.try_acquire():
+                order.append("A again, ahead of B")
+
+        async def second() -> None:
+            await limiter.acquire()
+            order.append("B")
+
+        tasks = [asyncio.ensure_future(first())]
+        await asyncio.sleep(0)
+        tasks.append(asyncio.ensure_future(second()))
+        await asyncio.sleep(0)
+        time.sleep(0.05)  # the loop is late: five tokens are due when A wakes
+        await asyncio.gather(*tasks)
+        return order
+
+    assert asyncio.run(main()) == ["A", "B"]
+
+
+def test_an_uncontended_acquire_takes_the_fast_path_and_keeps_count(run_virtual: Any) -> None:
+    async def main() -> Tuple[float, float]:
+        loop = asyncio.get_running_loop()
+        limiter = RateLimiter(rate=10, burst=3)
+        start = loop.time()
+        for _ in range(3):
+            await limiter.acquire()  # free tokens: no wait
+        free = loop.time() - start
+        await asyncio.gather(*(limiter.acquire() for _ in range(4)))  # then one per 0.1 s
+        return free, loop.time() - start
+
+    free, total = run_virtual(main)
+    assert free == 0
+    assert total == pytest.approx(0.4)
 
 
 def test_rate_limiter_works_in_a_new_event_loop(run_virtual: Any) -> None:
