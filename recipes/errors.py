@@ -323,6 +323,47 @@ function, with the clock showing the backoff.
 >>> attempts_seen  # slept 0.1, then 0.2
 [0.0, 0.1, 0.3]
 
+A library does this
+-------------------
+
+.. index::
+   single: tenacity
+   pair: tenacity; comparison
+   single: stamina
+   pair: stamina; comparison
+
+* `tenacity <https://tenacity.readthedocs.io/>`__ retries sync and async
+  functions with its ``@retry`` decorator, and a block of code with
+  ``async for attempt in AsyncRetrying(...): with attempt: ...``.  Each
+  attempt calls the function again, so every attempt gets a fresh coroutine.
+  Policies are composed from parts: stop conditions (attempts, elapsed time),
+  waits (``wait_random_exponential`` is the full jitter used here), retrying
+  on a returned value as well as on exceptions, and hooks such as
+  ``before_sleep``.  Left at its defaults it retries every ``Exception``
+  forever without waiting, and when it gives up it raises tenacity's
+  ``RetryError``, which wraps the last attempt, unless you pass
+  ``reraise=True``.  A cancellation during the sleep is not retried, but one
+  that an attempt's cleanup turns into an ordinary exception is, and the
+  caller gets the next attempt's value (:func:`retry` raises the
+  cancellation instead, on 3.11+ or with ``timeout``).  It has no timeout per
+  attempt and does not keep every attempt's error (:func:`retry` has
+  ``timeout`` and ``collect_errors``).  It also runs under Trio.  Its
+  current release needs Python 3.10+.  :ref:`performance:retry() against
+  tenacity` measures both.
+* `stamina <https://stamina.hynek.me/>`__ is a thin layer over tenacity with
+  fixed, safe choices: ``@stamina.retry(on=...)`` must name what to retry,
+  backs off exponentially with jitter, stops after 10 attempts or 45 seconds
+  by default and re-raises the last error.  It adds ``retry_context()`` for
+  a block, a test mode that turns backoff off and caps attempts
+  (``stamina.set_testing()``), hooks for logging, structlog and Prometheus,
+  and an ``on`` callable that may return the delay to wait (for a
+  ``Retry-After`` header).  Needs Python 3.10+.
+
+Choose tenacity for unusual policies (retrying on a result, composed
+waits), stamina for good defaults, metrics and the test switch, and copy
+:func:`retry` for Python 3.8 and 3.9, a timeout per attempt or every
+attempt's error (:class:`RetryError`), or to add no dependency.
+
 See also
 --------
 
@@ -519,7 +560,9 @@ async def retry(
         )
     if not callable(factory):
         raise TypeError(f"retry() needs a callable factory, got {type(factory).__name__}")
-    random_source = random.Random() if rng is None else rng
+    # The module's generator unless one is given: a new Random() per call would cost
+    # an os.urandom() seed on every call, even when nothing fails.
+    uniform = random.uniform if rng is None else rng.uniform
     errors: List[Exception] = []
     for attempt in range(1, attempts + 1):
         before = _cancel_requests()
@@ -554,7 +597,7 @@ async def retry(
         if jitter:
             # Rounded to the microsecond: finer is meaningless for a sleep, and virtual
             # test clocks (looptime before 0.9) stall on sub-microsecond timers.
-            delay = round(random_source.uniform(0, delay), 6)
+            delay = round(uniform(0, delay), 6)
         if on_retry is not None:
             on_retry(attempt, error, delay)
         await asyncio.sleep(delay)
