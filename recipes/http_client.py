@@ -257,6 +257,31 @@ result per URL:
 >>> await user_names(base_url, [1, 2, 0, 3])
 ['user-1', 'user-2', 'failed: 404', 'user-3']
 
+A library does this
+-------------------
+
+.. index::
+   single: aiohttp-retry
+   single: httpx
+   pair: HTTP client; libraries
+
+* `aiohttp-retry <https://github.com/inyutin/aiohttp_retry>`__ wraps a
+  :class:`aiohttp.ClientSession` in a ``RetryClient`` whose requests retry by
+  themselves, with exponential, random, listed, Fibonacci or jittered waits.
+  Out of the box it retries every 5xx status and every method, POST included;
+  it retries an exception only if you list its class in ``exceptions``, so a
+  refused connection fails at once; and its waits ignore ``Retry-After``.
+  Choose it to add retries to existing aiohttp code with one wrapper, set up
+  for your API; :func:`with_retries` already retries dropped connections and
+  timeouts as well as 5xx statuses, and honours ``Retry-After``.
+* `httpx <https://www.python-httpx.org/>`__ is another client, with the same
+  API for sync and async code, HTTP/2 as an option, and a 5-second timeout
+  and connection limits by default.  It retries only failed connection
+  attempts (``AsyncHTTPTransport(retries=...)``), never a response, so
+  :func:`with_retries`, which takes any ``send`` function, still applies.
+  Choose it when you want one client for sync and async code or HTTP/2; the
+  recipes here are for aiohttp.
+
 See also
 --------
 
@@ -283,6 +308,7 @@ import json
 import os
 import random
 import secrets
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -650,6 +676,12 @@ async def with_retries(
     on 3.8–3.11 a caller cancelled just as the call finishes gets the response
     and loses the cancellation (CPython gh-86296; see :doc:`/recipes/timeouts`).
 
+    A cancellation is never retried.  On 3.11+ that holds even when the
+    attempt's cleanup turns it into a transient error (a connection that
+    fails to close, say): ``with_retries`` raises
+    :exc:`asyncio.CancelledError` instead of trying again.  Before 3.11 a
+    task cannot tell such an error from a real one.
+
     For errors other than HTTP ones, :func:`recipes.errors.retry` does the
     same with exceptions you choose, and can time out each attempt.
     """
@@ -665,9 +697,14 @@ async def with_retries(
         raise ValueError(f"delays must be >= 0, got {base_delay=!r}, {max_delay=!r}")
     attempt = 1
     while True:
+        before = _cancel_requests()
         try:
-            return await send()
+            result = await send()
         except Exception as exc:
+            if _cancel_requests() > before:
+                # The attempt turned our cancellation into an error (closing its
+                # connection failed, say): never retry it, never lose the cancellation.
+                raise asyncio.CancelledError from exc
             if attempt >= attempts or not _is_transient(exc, retry_statuses):
                 raise
             delay = min(max_delay, base_delay * 2 ** (attempt - 1))
@@ -679,8 +716,20 @@ async def with_retries(
             delay = round(delay, 3)  # millisecond precision is plenty for a timer
             if on_retry is not None:
                 on_retry(attempt, exc, delay)
+        else:
+            if _cancel_requests() > before:
+                raise asyncio.CancelledError  # the attempt swallowed our cancellation
+            return result
         await asyncio.sleep(delay)
         attempt += 1
+
+
+def _cancel_requests() -> int:
+    """Cancellation requests pending for the current task (3.11+; always 0 before)."""
+    if sys.version_info < (3, 11):
+        return 0
+    task = asyncio.current_task()
+    return 0 if task is None else task.cancelling()
 
 
 async def _create_file(path: str) -> AsyncBufferedIOBase:

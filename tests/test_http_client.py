@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any, AsyncContextManager, Callable, List, Tuple
 
@@ -408,6 +409,40 @@ def test_with_retries_does_not_swallow_cancellation(run_virtual: Any) -> None:
 
     before, after = run_virtual(main)
     assert before == after >= 2
+
+
+@pytest.mark.skipif(
+    sys.version_info < (3, 11), reason="needs Task.cancelling() (3.11+) to tell the errors apart"
+)
+@pytest.mark.parametrize("cleanup", ["raises", "swallows"])
+def test_with_retries_keeps_a_cancellation_the_attempt_turned_into_an_error(
+    run_virtual: Any, cleanup: str
+) -> None:
+    """The attempt's cleanup turns the cancellation into a transient error (or swallows it):
+    with_retries must raise CancelledError, not try again and return a value."""
+    calls: List[int] = []
+
+    async def send() -> str:
+        calls.append(1)
+        if len(calls) > 1:
+            return "a later attempt's value"
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            if cleanup == "raises":
+                raise aiohttp.ServerDisconnectedError() from None  # closing the connection failed
+            return "a value after the cancellation"  # swallowed
+        return "unreachable"
+
+    async def main() -> None:
+        task = asyncio.ensure_future(with_retries(send, base_delay=0))
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    run_virtual(main)
+    assert calls == [1]
 
 
 # --- many URLs under a limit -----------------------------------------------
