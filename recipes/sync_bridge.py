@@ -322,8 +322,10 @@ thread through a queue of two slots:
    a portal).
 
 The queue keeps its items in a :class:`queue.Queue`, whose locks wake the
-threads, and wakes waiting coroutines through ``call_soon_threadsafe``.
-That is all most programs need.  Reach for the ``janus`` package instead
+threads, and wakes waiting coroutines through ``call_soon_threadsafe``, only
+when one waits: a coroutine that is about to wait looks at the queue again
+after it has registered, so a thread that found nobody waiting cannot leave
+it asleep.  That is all most programs need.  Reach for the ``janus`` package instead
 when code on either side expects the full standard interfaces (a
 ``queue.Queue`` to hand to a library, ``task_done()``/``join()`` on both
 sides), or when you want a maintained queue with ``close()`` and
@@ -493,6 +495,44 @@ linger for the next call that the thread runs.  Wrap the function in
 ...     return await asyncio.to_thread(user.get)
 >>> await seen_by_to_thread()  # doctest: +PY39
 'ada'
+
+A library does this
+-------------------
+
+.. index::
+   single: anyio; BlockingPortal
+   pair: anyio; comparison
+   single: anyio; to_thread
+   pair: janus; comparison
+
+* `anyio <https://anyio.readthedocs.io/>`__'s
+  ``from_thread.start_blocking_portal()`` runs a loop (asyncio or Trio) in a
+  new thread and yields a ``BlockingPortal``, the counterpart of
+  :class:`Portal`: ``call()`` blocks for the result and refuses the loop's
+  own thread, ``start_task_soon()`` returns a
+  :class:`concurrent.futures.Future`, and ``wrap_async_context_manager()``
+  opens and closes an async client from a ``with`` block (its methods are
+  then called through ``call()``, with no :class:`SyncFacade`).  ``call()``
+  has no timeout, and leaving the block lets running tasks finish (cancelling
+  them only if the block raised), where :meth:`Portal.stop` cancels them.
+* anyio's ``to_thread.run_sync(func, *args, limiter=...)`` with a
+  ``CapacityLimiter`` per blocking library does what :class:`BlockingPool`
+  does (by default every call shares one limiter of 40 threads).  Cancelled,
+  it waits for the thread to finish unless you pass
+  ``abandon_on_cancel=True``; the recipe stops waiting at once.  Threads it
+  starts can call back into the loop with ``from_thread.run()``.  Current
+  releases need Python 3.10+.  Choose anyio when the code must also run on
+  Trio or already uses anyio; copy the recipes for a timeout on every call,
+  blocking facades, older Pythons or no dependency.
+* `janus <https://github.com/aio-libs/janus>`__ is a queue with two faces:
+  ``queue.sync_q`` has the methods of :class:`queue.Queue` (it is not a
+  subclass) and ``queue.async_q`` those of :class:`asyncio.Queue`, with
+  ``task_done()`` and ``join()`` on both sides, ``shutdown()`` as in Python
+  3.13, ``close()`` and ``wait_closed()``, and priority and LIFO variants.
+  It does not stop a blocking ``sync_q.get()`` on the loop's thread, which
+  :class:`BridgeQueue` refuses with an error.  Needs Python 3.9+.  Choose it
+  for the full queue interfaces on both sides; :class:`BridgeQueue` for
+  Python 3.8, that guard, or no dependency.
 
 See also
 --------
@@ -1235,7 +1275,7 @@ class BridgeQueue(Generic[T]):
             try:
                 self._items.put_nowait(item)
             except queue.Full:
-                await self._wait(self._putters)
+                await self._wait(self._putters, self._items.full)
             else:
                 break
         self._wake(self._getters)
@@ -1247,7 +1287,7 @@ class BridgeQueue(Generic[T]):
             try:
                 item = self._items.get_nowait()
             except queue.Empty:
-                await self._wait(self._getters)
+                await self._wait(self._getters, self._items.empty)
             else:
                 break
         self._wake(self._putters)
@@ -1269,10 +1309,17 @@ class BridgeQueue(Generic[T]):
                 "other threads use put() and get()"
             )
 
-    async def _wait(self, waiters: Deque[asyncio.Future[None]]) -> None:
+    async def _wait(
+        self, waiters: Deque[asyncio.Future[None]], blocked: Callable[[], bool]
+    ) -> None:
+        """Wait until a thread or coroutine wakes *waiters*, unless no longer *blocked*."""
         waiter = self._loop.create_future()
         waiters.append(waiter)
         try:
+            # Look again now that the waiter is visible: a thread that changed the queue
+            # before seeing it skipped the wake-up (see _notify), and we must not wait.
+            if not blocked():
+                return
             await waiter
         finally:
             if not waiter.done() or waiter.cancelled():
@@ -1283,6 +1330,10 @@ class BridgeQueue(Generic[T]):
 
     def _notify(self, waiters: Deque[asyncio.Future[None]]) -> None:
         """Wake the coroutines in *waiters*: directly on the loop, through the loop elsewhere."""
+        if not waiters:
+            # Nobody waits, so no call through the loop (the costly part).  A coroutine
+            # about to wait looks at the queue again after adding its waiter.
+            return
         if _running_loop() is self._loop:
             self._wake(waiters)
             return

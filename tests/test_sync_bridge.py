@@ -14,6 +14,7 @@ import gc
 import os
 import queue
 import signal
+import sys
 import threading
 import time
 from typing import Any, Awaitable, Callable, Iterator, List, Optional, Set, Tuple, TypeVar
@@ -634,6 +635,41 @@ def test_queue_threads_to_coroutines_under_load(no_leaked_threads: None) -> None
 
     got = run(main)
     assert sorted(got) == list(range(producers * per_producer))
+
+
+def test_queue_wake_ups_are_never_lost(no_leaked_threads: None) -> None:
+    """A thread skips the wake-up when no coroutine waits; a coroutine that starts to wait
+    just then must still see the change.  Every wait is bounded, so a lost wake-up fails
+    the test instead of hanging it."""
+    rounds = 5000
+
+    async def main() -> List[int]:
+        loop = asyncio.get_running_loop()
+        to_thread: BridgeQueue[int] = BridgeQueue(maxsize=1)  # aput() waits for get()
+        to_loop: BridgeQueue[int] = BridgeQueue()  # aget() waits for put()
+
+        def echo() -> None:
+            for _ in range(rounds):
+                to_loop.put(to_thread.get(timeout=WAIT))
+
+        async def send() -> None:
+            for n in range(rounds):
+                await asyncio.wait_for(to_thread.aput(n), WAIT)
+
+        async def receive() -> List[int]:
+            return [await asyncio.wait_for(to_loop.aget(), WAIT) for _ in range(rounds)]
+
+        with concurrent.futures.ThreadPoolExecutor(1) as threads:
+            worker = loop.run_in_executor(threads, echo)
+            _, got, _ = await asyncio.gather(send(), receive(), worker)
+        return got
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads often: the race becomes likely
+    try:
+        assert run(main) == list(range(rounds))
+    finally:
+        sys.setswitchinterval(interval)
 
 
 def test_queue_coroutines_to_threads_with_backpressure(no_leaked_threads: None) -> None:
