@@ -231,6 +231,37 @@ A stream whose items come from several producers at their own pace is often
 simpler as a queue that the producers fill (:doc:`/recipes/queues`); a time limit
 on a whole block rather than on each item is in :doc:`/recipes/timeouts`.
 
+A library does this
+-------------------
+
+.. index::
+   single: aiostream
+   pair: aiostream; comparison
+   single: asyncstdlib
+   pair: asyncstdlib; comparison
+
+* `aiostream <https://aiostream.readthedocs.io/>`__ is a set of stream
+  operators that chain with ``|``: ``stream.merge`` interleaves sources as
+  their items arrive (:func:`amerge`), ``stream.chunks`` groups by count
+  (:func:`batched`), ``stream.timeout`` limits the wait for each item
+  (:func:`timeout_per_item`), and ``stream.count(interval=...)`` or
+  ``spaceout`` pace a stream, next to ``map`` with a concurrency limit,
+  ``zip``, ``switchmap``, ``take`` and more.  ``async with
+  xs.stream() as streamer:`` closes everything upstream when the block
+  ends.  It is built on asyncio and needs Python 3.10+.  Choose it when a
+  program combines many streams; copy the one or two helpers you need
+  otherwise, and for Python 3.8 and 3.9.
+* `asyncstdlib <https://asyncstdlib.readthedocs.io/>`__ gives the builtins,
+  :mod:`itertools`, :mod:`functools` and :mod:`contextlib` an async twin
+  (``anext``, ``zip``, ``enumerate``, ``batched``, ``islice``, ``tee``,
+  ``closing`` and others) that accept sync and async iterables, plus
+  ``scoped_iter()`` and ``borrow()`` for closing an iterator at the right
+  moment.  It imports no event loop, so it works under Trio too, and it
+  supports Python 3.8+.  It has nothing that runs sources concurrently: its
+  ``merge`` merges sorted inputs, unlike :func:`amerge`, and there is no
+  timeout per item.  Choose it for the one-line async versions of standard
+  tools; the recipes for merging and timeouts.
+
 See also
 --------
 

@@ -475,6 +475,30 @@ worker 0 said goodbye
 worker 1 said goodbye
 stopped; errors: []
 
+A library does this
+-------------------
+
+.. index::
+   single: anyio; cancel scopes
+   pair: anyio; comparison
+
+* `anyio <https://anyio.readthedocs.io/>`__ replaces task-by-task
+  cancellation with *cancel scopes*, following Trio: ``with
+  anyio.move_on_after(5):`` or ``fail_after()`` puts a deadline on a block,
+  ``scope.cancel()`` cancels everything inside it, and a task group's
+  ``cancel_scope.cancel()`` stops its tasks and waits for them, as
+  :func:`cancel_and_wait` does.  Cancellation is level-triggered: code that
+  catches the cancellation inside a cancelled scope gets it again at its
+  next ``await``, so swallowing it cannot keep the block running.
+  ``move_on_after(t, shield=True)`` lets cleanup await through a
+  cancellation, within a time limit, like :func:`shielded_cleanup`, and
+  ``anyio.open_signal_receiver(SIGINT, SIGTERM)`` yields signals to an
+  ``async for``, like :func:`stop_on_signals`, though on asyncio it
+  replaces earlier ``add_signal_handler`` callbacks for good, where the
+  recipe puts them back.  Current releases need Python 3.10+.  Choose it
+  when the whole program is written against anyio; in plain asyncio code
+  the recipes work with :meth:`asyncio.Task.cancel` as it is.
+
 See also
 --------
 

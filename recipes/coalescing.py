@@ -455,6 +455,35 @@ has its own loop, so each gets its own cache and loads once).
    500 requests, workers = {4}
    run 2 loads so far: 2
 
+A library does this
+-------------------
+
+.. index::
+   single: async-lru
+   pair: async-lru; comparison
+   single: aiocache
+   pair: aiocache; comparison
+
+* `async-lru <https://github.com/aio-libs/async-lru>`__ is the closest:
+  ``@alru_cache(maxsize=..., ttl=...)`` does what ``@coalesce(ttl=...)``
+  does.  Concurrent calls with equal arguments share one task (awaited
+  through :func:`asyncio.shield`), errors and cancellations are not cached,
+  and when the last waiting caller is cancelled the call is cancelled too,
+  though that caller does not wait for its cleanup as here.  It adds ``jitter`` on
+  the expiry, a ``key`` function, ``cache_info()``, ``cache_invalidate()``
+  and ``cache_close()``; in a new event loop it warns and starts empty, where
+  :class:`TTLCache` raises.  It has no object for calls you make by key
+  without decorating a function (:class:`SingleFlight`).  Needs Python
+  3.10+.  Choose it to decorate functions; the recipes for Python 3.8 and
+  3.9 or keyed calls.
+* `aiocache <https://aiocache.readthedocs.io/>`__ caches in memory, Redis or
+  Memcached with serializers.  Its plain ``@cached`` does not share a load
+  between concurrent callers; ``@cached_stampede`` does it with a lock held
+  for a lease (two seconds by default), and with Redis that lock works
+  across processes, which no recipe here does.  A cached ``None`` counts as
+  a miss.  Choose it for a cache shared between processes; the recipes for
+  one process.
+
 See also
 --------
 

@@ -326,6 +326,22 @@ thread overlap:
 
    ['x', 10] in 0.1 s
 
+A library does this
+-------------------
+
+.. index::
+   single: async-lru
+   pair: caching; libraries
+
+For :class:`Lazy`, aio-libs' `async-lru
+<https://github.com/aio-libs/async-lru>`__ has the ``@alru_cache``
+decorator.  On an ``async def`` with no arguments it behaves the same way:
+concurrent callers share one run, a failure is not kept, and a cancelled
+caller does not cancel the shared run.  With arguments it keeps one result
+per set of arguments, with ``maxsize``, ``ttl`` and ``cache_invalidate()``.
+Choose it to cache results per argument or for a limited time; for one
+shared set-up value, :class:`Lazy` is a small class and no dependency.
+
 See also
 --------
 

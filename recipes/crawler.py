@@ -553,6 +553,38 @@ True
 >>> Counter(result.errors.values()).most_common(3)
 [('not HTML', 2), ('redirect loop', 2), ('redirect off-site', 1)]
 
+A library does this
+-------------------
+
+.. index::
+   single: Scrapy
+   single: crawlee
+   pair: web crawler; libraries
+
+* `Scrapy <https://docs.scrapy.org/>`__ is a crawling framework built on
+  Twisted; its default reactor runs on asyncio, so callbacks may be
+  ``async def``, and ``AsyncCrawlerRunner`` runs spiders inside an asyncio
+  program.  What this chapter builds are settings there: ``ROBOTSTXT_OBEY``,
+  ``DEPTH_LIMIT``, ``CLOSESPIDER_PAGECOUNT``, ``DOWNLOAD_TIMEOUT``,
+  ``DOWNLOAD_MAXSIZE``, ``CONCURRENT_REQUESTS_PER_DOMAIN``, a duplicate
+  filter, and middlewares for redirects and retries.  It adds AutoThrottle,
+  an HTTP cache, item pipelines and feed exports (JSON, CSV).  You write
+  spiders the framework calls, and learn its settings, signals and
+  middlewares.
+* `crawlee for Python <https://crawlee.dev/python>`__ is asyncio-native, with
+  crawlers that parse with BeautifulSoup or Parsel, or drive a browser with
+  Playwright.  It has ``max_requests_per_crawl``, ``max_crawl_depth``,
+  ``respect_robots_txt_file`` and ``max_request_retries``, a request queue
+  that drops repeated URLs, and a pool that scales concurrency with CPU and
+  memory load.  By default it keeps its queue and results in a ``./storage``
+  folder, and it parses HTML in a thread (:func:`asyncio.to_thread`), not in
+  other processes.
+
+Choose a library for large or recurring crawls, JavaScript pages, exports or
+caching.  Copy :func:`crawl` for one function with no framework: plain
+asyncio you can change line by line, parsing in other processes if you pass
+a process pool, and the results as one :class:`CrawlResult`.
+
 See also
 --------
 

@@ -674,6 +674,27 @@ every task is doing:
    ...
    LookupError: user 42 not found
 
+A library does this
+-------------------
+
+.. index::
+   single: aiomonitor
+   pair: debugging; libraries
+
+`aiomonitor <https://aiomonitor.readthedocs.io/>`__ (from aio-libs) serves
+a running program's loop to a terminal or a browser: you start it in the
+program (``aiomonitor.start_monitor(loop)``), and it runs in a thread of its
+own and listens on ``127.0.0.1`` (ports 20101 to 20103: telnet, web UI, and
+a Python console running in the loop), with no password.  Its ``ps`` and
+``where`` commands do what :func:`dump_tasks` and ``python -m asyncio ps``
+do; it can also cancel a task, and with ``hook_task_factory=True`` keeps a
+history of tasks that have finished.  Choose it for a long-running service
+you want to inspect and poke while it runs.  It needs code in the program
+and eleven direct dependencies, aiohttp among them; :func:`dump_tasks` is
+one function you call where you need it, and ``python -m asyncio ps``
+(3.14+) needs nothing in the program at all.  (aiodebug, which logs slow
+callbacks, has had no release since early 2022.)
+
 See also
 --------
 

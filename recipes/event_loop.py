@@ -736,6 +736,25 @@ Python from 3.8 on:
    3 5.0
    LoopRunner is closed
 
+A library does this
+-------------------
+
+.. index::
+   single: anyio; blocking portal
+   pair: event loop in a thread; libraries
+
+For :func:`run_in_new_thread`, anyio has a *blocking portal*: ``with
+anyio.from_thread.start_blocking_portal() as portal:`` runs an asyncio loop
+in a new thread, and ``portal.call(async_fn, *args)`` blocks until the
+result is there, even when the calling thread runs a loop of its own (a
+notebook cell, say).  The loop stays up until the block ends, so several
+calls can share objects bound to it; leaving the block normally waits for
+tasks still running there.  It takes a function and its arguments, not a
+coroutine object, and has no ``timeout``.  Choose it to keep one loop for
+many calls from synchronous code (see also
+:class:`recipes.parallelism.EventLoopThread`); for one call,
+:func:`run_in_new_thread` needs nothing but asyncio.
+
 See also
 --------
 

@@ -196,6 +196,26 @@ written back atomically; a log gets one line per change:
 ['changes.log', 'menu.txt', 'notes.txt', 'settings.json']
 >>> tmp.cleanup()
 
+A library does this
+-------------------
+
+.. index::
+   single: anyio; open_file
+   single: anyio; Path
+   pair: files; libraries
+
+`anyio <https://anyio.readthedocs.io/en/stable/fileio.html>`__, which runs
+on asyncio too, has ``anyio.open_file()`` and an async ``anyio.Path``
+(``await path.read_text()``, ``write_text()``, ``iterdir()`` and the rest of
+:mod:`pathlib`).  Like aiofiles, each call goes to a worker thread (at most
+40 at once by default).  Unlike aiofiles, a cancelled task waits for the
+thread to finish the open, and closing is shielded from cancellation, so in
+``async with await anyio.open_file(...)`` the file is closed even when the
+task is cancelled during the open, without :func:`cancel_safe`.  It has no
+atomic replace: :func:`atomic_writer` is still yours to copy.  Choose it in
+code that already uses anyio or should run on trio; otherwise aiofiles and
+the recipes, or one :func:`asyncio.to_thread` call, do the same.
+
 See also
 --------
 

@@ -313,6 +313,25 @@ A short session
 >>> split_results(results)
 ([3], [KeyError('pie')])
 
+A library does this
+-------------------
+
+.. index::
+   single: aiometer
+   pair: bounded concurrency; libraries
+
+`aiometer <https://github.com/florimondmanca/aiometer>`__ does what
+:func:`map_concurrently` does, on anyio (so on asyncio too): ``await
+aiometer.run_all(fns, max_at_once=10)`` calls zero-argument async functions
+and returns their results in input order, and the first exception cancels
+the rest and is raised.  ``amap()`` yields results as they finish,
+``run_any()`` returns the first to finish, and every function takes
+``max_per_second`` as well, a rate limit the recipe does not have.  It
+refuses lambdas (pass :func:`functools.partial` objects instead), and starts
+one task per item when its turn comes rather than keeping ``limit`` worker
+tasks.  Choose it when you also need the rate limit; otherwise
+:func:`map_concurrently` is one function on plain asyncio.
+
 See also
 --------
 

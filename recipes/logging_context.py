@@ -621,6 +621,34 @@ stops after the loop has closed and every line is written:
    req-3 handler-3 loaded user 3
    req-3 handler-3 handle took ... ms
 
+A library does this
+-------------------
+
+.. index::
+   single: structlog
+   single: OpenTelemetry
+   pair: logging; libraries
+
+* `structlog <https://www.structlog.org/>`__ does what :func:`request_scope`
+  and :class:`ContextFilter` do, in its own ``structlog.contextvars``
+  module: ``bind_contextvars()`` or the ``bound_contextvars()`` context
+  manager stores key-value pairs in context variables, and the
+  ``merge_contextvars`` processor adds them to every event.  Its loggers also
+  have ``await log.ainfo(...)`` methods that log from the default thread
+  pool, in a copy of the caller's context.  Choose it for structured (JSON,
+  key-value) logs across a whole program; it is a new logging API to adopt,
+  whereas the recipes keep plain :mod:`logging` calls and format strings.
+* `OpenTelemetry <https://opentelemetry.io/docs/languages/python/>`__ does
+  what :class:`Tracer` does, and exports the spans: its API keeps the current
+  span in a context variable, ``start_as_current_span()`` opens a child of
+  it, and the SDK hands finished spans to exporters, which send them to a
+  collector or tracing backend that joins spans across services.  The
+  opentelemetry-instrumentation-logging package adds the trace and span ids
+  to log records.  The SDK times spans with the wall clock
+  (:func:`time.time_ns`), not the loop's.  Choose it when spans must leave
+  the process; :class:`Tracer` is enough to see where the time went inside
+  one program or one test.
+
 See also
 --------
 

@@ -470,6 +470,36 @@ the pool is made under the ``__main__`` guard:
    per range: [669, 560, 525, 508] ...
    the loop stayed free: True
 
+A library does this
+-------------------
+
+.. index::
+   single: anyio; to_process
+   single: anyio; blocking portal
+   pair: process pool; libraries
+
+`anyio <https://anyio.readthedocs.io/en/stable/subprocesses.html>`__ has
+``await anyio.to_process.run_sync(func, *args)``, which runs in asyncio
+programs too.  Its workers are child processes running ``sys.executable``
+that receive pickled calls on a pipe, at most one call each, by default as
+many at once as there are CPUs; idle ones are reused for five minutes.  A
+worker that dies fails only its own call (``BrokenWorkerProcess``), not
+every pending call as in a broken pool, and the next call starts a new
+worker.  Cancelling the caller waits for the call to finish, unless you pass
+``cancellable=True``, and then that worker is killed: one running call can
+be stopped without ending a whole pool.  It has no ``map`` and no chunking:
+each item is a round trip.  Choose it for a few long calls you may need to
+abandon, or in code already written for anyio; the recipes keep the standard
+:class:`~concurrent.futures.ProcessPoolExecutor` and chunk big batches.
+
+For :class:`EventLoopThread`, anyio has a *blocking portal*: ``with
+anyio.from_thread.start_blocking_portal() as portal`` runs an event loop in
+a new thread, ``portal.call(async_fn, *args)`` waits for a result, and
+``portal.start_task_soon()`` returns a :class:`concurrent.futures.Future`.
+Leaving the block normally waits for the tasks still running there, where
+:meth:`EventLoopThread.stop` cancels them; leaving it with an exception
+cancels them too.
+
 See also
 --------
 

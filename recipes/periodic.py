@@ -223,6 +223,38 @@ In a program, ``asyncio.run(main())`` runs the same ``main()``; leaving the
 ``async with`` block has stopped the heartbeat before ``main()`` returns, so
 :func:`asyncio.run` finds no task left to cancel.
 
+A library does this
+-------------------
+
+.. index::
+   single: APScheduler
+   pair: APScheduler; comparison
+   single: aiocron
+   pair: aiocron; comparison
+
+* `APScheduler <https://apscheduler.readthedocs.io/en/3.x/>`__ (its 3.x
+  series) runs coroutine functions on the loop through its
+  ``AsyncIOScheduler``: ``scheduler.add_job(refresh, "interval",
+  seconds=60)``, or ``"cron"`` and ``"date"`` triggers for calendar times.
+  By default a run that finds the previous one still going is skipped with
+  a warning (``max_instances=1``, like ``overrun="skip"``), missed runs are
+  collapsed into one (``coalesce=True``), and an error is logged while the
+  job keeps its schedule; listeners receive job events, and job stores
+  (SQLAlchemy, Redis, MongoDB and others) keep jobs across restarts.  Times
+  are wall-clock datetimes, not the loop's clock, and ``shutdown()``
+  cancels running coroutine jobs without waiting for them.  Choose it for
+  cron-like schedules, many jobs or persistence; :class:`PeriodicTask` for
+  one loop that stops cleanly and runs on a virtual clock in tests.
+* `aiocron <https://github.com/gawel/aiocron>`__ is a decorator,
+  ``@aiocron.crontab("*/5 * * * *")``, that calls a function on a cron
+  schedule (local time zone by default); ``await job.next()`` waits for the
+  next run.  Every run starts on time whether the previous one has
+  finished or not, so runs can overlap; an error goes to the loop's
+  exception handler, and ``stop()`` ends the schedule but not a run in
+  progress.  Needs Python 3.9+.  Choose it for a few cron expressions in a
+  small program; the recipe for intervals with overrun, error and
+  shutdown policies.
+
 See also
 --------
 

@@ -275,6 +275,28 @@ A short session
 Account(id=1, owner='alice', balance=75)
 Account(id=2, owner='bob', balance=25)
 
+A library does this
+-------------------
+
+.. index::
+   single: psycopg
+   pair: PostgreSQL driver; libraries
+
+`psycopg 3 <https://www.psycopg.org/psycopg3/docs/>`__ is the other asyncio
+driver for PostgreSQL, with its own spelling for what this chapter does:
+``await psycopg.AsyncConnection.connect(dsn)``, cursors with ``execute()``
+and ``fetchone()`` or ``fetchall()``, ``async with conn.transaction()``,
+``cursor.copy()`` for COPY, ``conn.notifies()`` (an async generator) for
+LISTEN, and a pool in the separate ``psycopg_pool`` package.  Placeholders
+are ``%s`` or ``%(name)s`` rather than ``$1``, rows are tuples unless you
+pick a row factory, and the same package has a synchronous API of the same
+shape.  A task cancelled during a query makes it ask the server to cancel the
+query, so the connection stays usable.  Choose it when sync and async code
+share one driver, or your project already uses psycopg (Django supports
+it); the recipes are written for asyncpg.  SQLAlchemy's asyncio extension
+runs on top of a driver such as asyncpg or psycopg: it adds a query builder
+and an ORM, not a different way to do these chores.
+
 See also
 --------
 

@@ -343,6 +343,33 @@ claimed by workers on several machines – see :doc:`/recipes/job_queue`; the
 crawler of :doc:`/recipes/crawler` runs its fetches through a worker pool much
 like :func:`consume`'s.
 
+A library does this
+-------------------
+
+.. index::
+   single: anyio; memory object streams
+   pair: anyio; comparison
+   single: janus
+   pair: janus; comparison
+
+* `anyio <https://anyio.readthedocs.io/>`__'s memory object streams replace
+  the queue and the stopping logic in one: ``send, receive =
+  anyio.create_memory_object_stream[int](max_buffer_size)`` gives a bounded
+  channel (unbuffered by default), ``clone()`` gives each producer and
+  consumer its own end, and once every sending end is closed the consumers'
+  ``async for`` loops end by themselves, with no :data:`STOP` or shutdown;
+  a send after every receiver has gone raises ``BrokenResourceError``.
+  There is no ``task_done()``/``join()``, no priority order and no
+  pipeline with per-item failures like :func:`run_pipeline`.  It runs on
+  asyncio and Trio and current releases need Python 3.10+.  Choose it in
+  code that already uses anyio task groups; the recipes for plain asyncio,
+  :meth:`asyncio.Queue.join`-based shutdown or Python 3.8 and 3.9.
+* `janus <https://github.com/aio-libs/janus>`__ is a queue shared by threads
+  and coroutines (see :doc:`/recipes/sync_bridge`); its ``async_q`` also has
+  ``shutdown()`` with the meaning of Python 3.13's on Python 3.9 to 3.12,
+  which is what :class:`ClosableQueue` gives you.  Take it when threads are
+  involved anyway, not only for the shutdown.
+
 See also
 --------
 

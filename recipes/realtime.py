@@ -451,6 +451,39 @@ Everything the examples started, closed:
 >>> for runner in runners:
 ...     await runner.cleanup()
 
+A library does this
+-------------------
+
+.. index::
+   single: websockets (library)
+   single: aiohttp-sse
+   single: sse-starlette
+   pair: WebSocket; libraries
+   pair: server-sent events; libraries
+
+* `websockets <https://websockets.readthedocs.io/>`__ is a library for
+  WebSocket clients and servers only.  ``async for ws in connect(url)``
+  reconnects by itself, with exponential backoff and jitter, after network
+  errors and 500, 502, 503 and 504 answers, as :func:`keep_connected` does;
+  pings go out every 20 seconds by default.  Its ``broadcast()`` sends one
+  message to many connections without waiting, but with no backpressure: a
+  slow client's messages pile up in its write buffer, where
+  :class:`Broadcaster` closes a client whose queue is full.  Closing its
+  server closes each connection with 1001.  Choose it when WebSockets are all
+  you serve or consume; the recipes suit a program already built on aiohttp.
+* `aiohttp-sse <https://github.com/aio-libs/aiohttp-sse>`__ gives aiohttp a
+  ``sse_response()``: it writes events with ``send()``, pings every 15
+  seconds, aborts a peer that stops reading, and exposes ``last_event_id``.
+  The loop that produces events is still yours, and so is closing the
+  producer when the client leaves, which :func:`stream_events` does for you.
+  It needs Python 3.11+.
+* `sse-starlette <https://github.com/sysid/sse-starlette>`__ does the same
+  for Starlette and FastAPI (ASGI, not aiohttp): its ``EventSourceResponse``
+  takes an async generator, sends pings, and cancels the generator when the
+  client disconnects, or when uvicorn shuts down.
+
+Neither SSE library reads an event stream; :func:`read_events` does.
+
 See also
 --------
 

@@ -487,6 +487,39 @@ trial call, however many callers and retries it has.
    wave 1: 9 calls so far, ['CircuitOpenError'], open
    wave 2: 10 calls so far, ['CircuitOpenError'], open
 
+A library does this
+-------------------
+
+.. index::
+   single: circuitbreaker (library)
+   pair: circuitbreaker (library); comparison
+   single: purgatory
+   pair: purgatory; comparison
+
+Only the circuit breaker has maintained libraries that work with asyncio;
+for :func:`deadline`, :func:`hedge` and :class:`Bulkhead` we found none
+among the widely used packages.
+
+* `circuitbreaker <https://github.com/fabfuel/circuitbreaker>`__ is a
+  decorator, ``@circuit(failure_threshold=5, recovery_timeout=30)``, for
+  sync and async functions and generators, with ``expected_exception`` (a
+  type, a tuple or a predicate), a ``fallback_function`` called instead of
+  raising while open, and a registry of every breaker
+  (``CircuitBreakerMonitor``).  When half-open it lets every call through,
+  not a limited number of trial calls; a cancelled call counts as a
+  *success* and resets the failure count; and it times with
+  :func:`time.monotonic`, so a virtual clock does not move it.  Choose it
+  for the fallback function and sync code; the recipe for trial calls,
+  ``retry_after`` and tests on the loop's clock.
+* `purgatory <https://mardiros.github.io/purgatory/>`__ keeps named breakers
+  in a factory (``@factory("prices")`` or ``async with await
+  factory.get_breaker("prices"):``) and can keep their state in Redis, so
+  several processes share one circuit, which the recipe cannot do; event
+  hooks report state changes.  Half-open, it lets every call through; any
+  exception not listed in ``exclude``, a cancellation included, counts as a
+  failure; and its clock is :func:`time.time`.  Needs Python 3.9+.
+  Choose it for a circuit shared between processes.
+
 See also
 --------
 

@@ -457,6 +457,29 @@ program:
    20 clients, 60 replies
    [b'echo 7.0', b'echo 7.1', b'echo 7.2']
 
+A library does this
+-------------------
+
+.. index::
+   single: anyio; streams
+   pair: streams; libraries
+
+`anyio <https://anyio.readthedocs.io/en/stable/networking.html>`__ has its
+own streams, which run on asyncio too.  ``anyio.connect_tcp()`` (with Happy
+Eyeballs and an option for TLS) and ``create_tcp_listener()`` give socket
+streams whose ``send()`` waits while the peer is not reading, so
+backpressure needs no ``drain()``.  A ``BufferedByteReceiveStream`` adds
+``receive_until(delimiter, max_bytes)`` and ``receive_exactly(n)``, which
+raise ``DelimiterNotFound`` past the limit and ``IncompleteRead`` at an
+early end, much as :func:`read_line` and :func:`read_frame` do.  A
+listener's ``serve(handler)`` runs each connection's handler in a task
+group: a handler that raises ends the server and cancels every other
+connection, so handlers must catch their own errors.  There are no
+per-request timeouts, connection limit or graceful shutdown like those of
+:class:`LineServer`; you build them with cancel scopes.  Choose anyio when
+your code should also run on trio, or for its cancel scopes; the recipes use
+asyncio's own streams and nothing else.
+
 See also
 --------
 

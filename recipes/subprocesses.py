@@ -548,6 +548,28 @@ failure reported with the child's own error message.
    4 ok
    5 ok
 
+A library does this
+-------------------
+
+.. index::
+   single: anyio; run_process
+   pair: subprocesses; libraries
+
+`anyio <https://anyio.readthedocs.io/en/stable/subprocesses.html>`__, which
+runs on asyncio too, has ``await anyio.run_process(args, input=...)``: it
+reads stdout and stderr while the child runs, feeds ``input``, and returns a
+:class:`subprocess.CompletedProcess`; unlike :func:`run_process` it raises
+:exc:`subprocess.CalledProcessError` on a non-zero exit by default
+(``check=True``).  It has no ``timeout`` argument: you wrap the call in
+``anyio.fail_after()`` or ``move_on_after()``, and a cancelled call kills
+the child at once, with no ``SIGTERM`` first and no grace period as in
+:func:`stop_process`.  ``anyio.open_process()`` gives a process with byte
+streams for the pipes.  There is nothing like :func:`supervise` or
+:func:`run_many`; you build them with a task group and a
+``CapacityLimiter``.  Choose anyio when your code should also run on trio;
+copy the recipes when the child must get a chance to clean up, or for the
+supervisor.
+
 See also
 --------
 

@@ -346,6 +346,32 @@ phases:
 >>> counts, len(locks)
 ({0: 3, 1: 3}, 0)
 
+A library does this
+-------------------
+
+.. index::
+   single: aiorwlock
+   pair: aiorwlock; comparison
+   single: anyio; synchronization primitives
+   pair: anyio; comparison
+
+* `anyio <https://anyio.readthedocs.io/>`__ has its own ``Lock``,
+  ``Event``, ``Condition`` and ``Semaphore`` for code that must also run on
+  Trio, plus a ``CapacityLimiter`` whose size can be changed while it is in
+  use.  A memory object stream
+  (:ref:`recipes/queues:A library does this`) does the work of
+  :class:`BoundedBuffer`: bounded, and closing the sending end ends the
+  receivers' ``async for``.  It has no barrier and no per-key lock, so
+  :class:`SimpleBarrier` and :class:`KeyedLock` have no counterpart there.
+  Current releases need Python 3.10+.
+* `aiorwlock <https://github.com/aio-libs/aiorwlock>`__ adds what this
+  chapter does not build, a read-write lock: ``async with rwlock.reader:``
+  may be held by many tasks at once, ``async with rwlock.writer:`` by one,
+  and a waiting writer goes before readers that arrive after it, so a
+  stream of readers cannot starve it.  It pays off when reads far
+  outnumber writes and a read awaits while it holds the lock.  Needs Python
+  3.9+.
+
 See also
 --------
 

@@ -392,6 +392,30 @@ exception groups, and :func:`~recipes.waiting.first_success` when you want a
 >>> await run_all(*(fetch(f"{best}/part-{n}", 0.1) for n in range(3)))
 ['us/part-0: 0.1s', 'us/part-1: 0.1s', 'us/part-2: 0.1s']
 
+A library does this
+-------------------
+
+.. index::
+   single: anyio; task groups
+   pair: anyio; comparison
+
+The ``taskgroup`` backport is the library for :class:`asyncio.TaskGroup` on
+3.8–3.10 (see `Using TaskGroup on Python 3.8 to 3.10`_).  For the helpers
+built on top:
+
+* `anyio <https://anyio.readthedocs.io/>`__ has its own task groups,
+  ``async with anyio.create_task_group() as tg:``, loosely following Trio's
+  nurseries, on asyncio and Trio alike.  ``tg.start_soon(func, *args)``
+  starts a task, ``await tg.start(func)`` waits until the task reports that
+  it is ready, and ``tg.cancel_scope.cancel()`` stops the group early and
+  leaves the block quietly, as :class:`StoppableTaskGroup` and
+  :meth:`asyncio.TaskGroup.cancel` do; the failures of its tasks come out
+  as an :exc:`ExceptionGroup`.  It has no ready-made :func:`race` or
+  :func:`run_all`; they take a few lines.  Current releases need Python
+  3.10+.  Choose it when the program already runs on anyio (or must run on
+  Trio); with plain asyncio the standard TaskGroup and these helpers are
+  enough.
+
 See also
 --------
 

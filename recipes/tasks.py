@@ -576,6 +576,29 @@ fails, and shuts down cleanly.  Save it as a file and run it:
    welcome bob failed: bad address: 'bob'
    running: 0 errors: [ValueError("bad address: 'bob'")]
 
+A library does this
+-------------------
+
+.. index::
+   single: aiojobs
+   pair: aiojobs; comparison
+
+* `aiojobs <https://aiojobs.readthedocs.io/>`__ has a ``Scheduler`` for
+  fire-and-forget work: ``job = await scheduler.spawn(coro)`` keeps the task
+  alive and returns a ``Job`` to ``wait()`` for or ``close()``.  It adds a
+  limit on running jobs (``limit=100`` by default; the rest wait in a
+  pending queue, and ``spawn()`` waits when that is full too), ``shield()``
+  for a coroutine that a cancelled caller must not stop, and helpers for
+  spawning from aiohttp handlers.  Errors go to an ``exception_handler`` or
+  the loop's, not to a list like :attr:`BackgroundTasks.errors`.  Leaving
+  ``async with`` waits for the jobs (60 s by default, ``wait_timeout``) and
+  then closes; ``close()`` cancels them and gives each one
+  ``close_timeout`` (0.1 s by default) to finish its cleanup before it is
+  reported and left behind, where
+  :meth:`BackgroundTasks.close` waits for every cleanup.  Needs Python
+  3.9+.  Choose it for aiohttp applications or a bound on running jobs; the
+  recipe for a complete shutdown, collected errors, or Python 3.8.
+
 See also
 --------
 

@@ -740,6 +740,33 @@ coroutine(s) never awaited: tick``, so the run fails and names the culprits.
 Make the fixture ``autouse=True`` to apply it to every async test of a
 directory.
 
+A library does this
+-------------------
+
+.. index::
+   single: anyio; pytest plugin
+   single: freezegun
+   single: time-machine
+   pair: testing; libraries
+
+* `AnyIO's pytest plugin
+  <https://anyio.readthedocs.io/en/stable/testing.html>`__ is the other
+  common runner for ``async def`` tests.  It comes with anyio, runs the tests
+  marked ``@pytest.mark.anyio`` (or all of them with ``anyio_mode = auto``),
+  and in current versions runs each test once per backend installed:
+  asyncio, and trio if it is there.  An ``anyio_backend`` fixture chooses the
+  backends and their options, such as a ``loop_factory`` (a looptime loop,
+  say) or ``use_uvloop``.  Choose it for code that runs on anyio or trio too;
+  for asyncio-only code, pytest-asyncio as used here is enough.  Both plugins
+  can be installed together; anyio warns when both are in auto mode.
+* `time-machine <https://time-machine.readthedocs.io/>`__ and `freezegun
+  <https://github.com/spulec/freezegun>`__ move the wall clock
+  (:func:`time.time`, ``datetime.now()``), for code that compares dates.
+  Neither makes timers fire early: that is what looptime does.  time-machine
+  leaves :func:`time.monotonic`, the loop's clock, alone; freezegun freezes
+  it too, so ``asyncio.sleep()`` never returns unless you pass
+  ``real_asyncio=True``.
+
 See also
 --------
 

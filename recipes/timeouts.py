@@ -353,6 +353,31 @@ A short session
 ...     print("too slow")
 too slow
 
+A library does this
+-------------------
+
+.. index::
+   pair: async-timeout (package); comparison
+   single: taskgroup (backport); timeout
+   pair: taskgroup (backport); comparison
+
+* `async-timeout <https://github.com/aio-libs/async-timeout>`__ is where
+  :func:`asyncio.timeout` came from, and its own README now calls it
+  deprecated and no longer actively supported.  ``async_timeout.timeout()``
+  is a timeout scope on every version; on 3.11+ its ``Timeout`` subclasses
+  :class:`asyncio.Timeout` and keeps the package's older interface
+  (``expired`` also as a property, ``shift()``, ``update()``, ``reject()``)
+  for code written against it.  Keep it where a project already depends on
+  it; for new code use :func:`asyncio.timeout` on 3.11+ and this recipe (or
+  the backport below) before.
+* The `taskgroup <https://github.com/graingert/taskgroup>`__ backport also
+  carries ``taskgroup.timeout()`` and ``timeout_at()``, the standard
+  library's code from 3.12 for 3.8–3.11.  Like its TaskGroup it moves the
+  current coroutine into a task of its own Task subclass while the block
+  runs (:ref:`recipes/task_groups:Using TaskGroup on Python 3.8 to 3.10`).
+  Take it when you install the backport for TaskGroup anyway;
+  :func:`portable_timeout` needs no dependency and no task swap.
+
 See also
 --------
 
