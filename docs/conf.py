@@ -818,6 +818,99 @@ BENCHMARKS = {
             "server_cpu_ours_vs_bare": "Recipe ÷ bare handler (server CPU per request)",
         },
     },
+    # Against the libraries a reader would pick instead of copying a recipe.
+    "bench_rate_limiting": {
+        "title": "RateLimiter against aiolimiter",
+        "section": ("limiting", "Limiting the rate of requests"),
+        "takeaway": "Under bursts both kept the promise of at most burst + rate × t starts "
+        "in any window of t seconds (the fullest 1 s window held "
+        "{recipe_max_window_over_promise:.3f} and {aiolimiter_max_window_over_promise:.3f} "
+        "of it).  When a token is free, ``RateLimiter`` costs "
+        "{recipe_over_aiolimiter_overhead:.2f}× what aiolimiter costs per acquire; with "
+        "200 waiters it uses {recipe_over_aiolimiter_contended_cpu:.2f}× the CPU per "
+        "admission.  Under steady overload {aiolimiter_out_of_order_fraction:.1%} of "
+        "aiolimiter's admissions came out of arrival order, "
+        "{recipe_out_of_order_fraction:.1%} of the recipe's.",
+        "ratios": {
+            "recipe_over_aiolimiter_overhead": "RateLimiter ÷ aiolimiter (CPU per "
+            "uncontended acquire)",
+            "recipe_over_semaphore_overhead": "RateLimiter ÷ asyncio.Semaphore (CPU per "
+            "uncontended acquire)",
+            "recipe_over_aiolimiter_contended_cpu": "RateLimiter ÷ aiolimiter (CPU per "
+            "admission, 200 waiters)",
+            "recipe_contended_rate_reached": "RateLimiter: share of 5,000 per second "
+            "reached with 200 waiters",
+            "aiolimiter_contended_rate_reached": "aiolimiter: the same",
+            "recipe_max_window_over_promise": "RateLimiter: fullest 1 s window ÷ promise",
+            "aiolimiter_max_window_over_promise": "aiolimiter: the same",
+            "recipe_admitted_over_ideal": "RateLimiter: admitted ÷ a perfect bucket's",
+            "aiolimiter_admitted_over_ideal": "aiolimiter: the same",
+            "recipe_out_of_order_fraction": "RateLimiter: share admitted out of arrival order",
+            "aiolimiter_out_of_order_fraction": "aiolimiter: the same",
+            "recipe_after_cancel_admitted_over_tokens": "RateLimiter: after 100 waiters "
+            "are cancelled, admitted ÷ tokens in the next period",
+            "aiolimiter_after_cancel_admitted_over_tokens": "aiolimiter: the same",
+        },
+    },
+    "bench_retry": {
+        "title": "retry() against tenacity",
+        "section": ("errors", "Retrying with exponential backoff"),
+        "takeaway": "On the success path :func:`~recipes.errors.retry` adds "
+        "{recipe_over_tenacity_success_overhead:.2f}× the time tenacity's "
+        "``AsyncRetrying`` adds to a call, and {recipe_over_tenacity_one_retry_overhead:.2f}× "
+        "with one failed attempt; both draw full jitter and stop within a millisecond when "
+        "cancelled during the backoff.  When an attempt's cleanup turned the "
+        "cancellation into an ordinary error, tenacity made "
+        "{tenacity_attempts_after_cancel_with_failing_cleanup:.0f} more attempt and "
+        "returned its value; ``retry`` made "
+        "{recipe_attempts_after_cancel_with_failing_cleanup:.0f} and raised the "
+        "cancellation (on 3.8–3.10 only with ``timeout=``).",
+        "ratios": {
+            "recipe_over_tenacity_success_overhead": "retry ÷ tenacity (overhead per "
+            "call, no retry)",
+            "recipe_decorator_over_tenacity_decorator_success_overhead": "@retrying ÷ "
+            "@tenacity.retry (the same)",
+            "recipe_over_tenacity_one_retry_overhead": "retry ÷ tenacity (overhead per "
+            "call, one failed attempt)",
+            "recipe_cancel_latency_ms": "retry: cancelled in the backoff, ms to CancelledError",
+            "tenacity_cancel_latency_ms": "tenacity: the same",
+            "recipe_attempts_after_cancel_with_failing_cleanup": "retry: attempts after "
+            "a cancellation the cleanup turned into an error",
+            "with_retries_attempts_after_cancel_with_failing_cleanup": "with_retries: the same",
+            "tenacity_attempts_after_cancel_with_failing_cleanup": "tenacity: the same",
+            "recipe_jitter_slept_mean_over_nominal": "retry: mean sleep ÷ nominal delay",
+            "tenacity_jitter_slept_mean_over_nominal": "tenacity: the same",
+            "with_retries_over_tenacity_http_success": "with_retries ÷ tenacity around "
+            "one aiohttp request (time)",
+        },
+    },
+    "bench_bridge_queue": {
+        "title": "BridgeQueue against janus",
+        "section": ("sync_bridge", "Passing items between threads and coroutines"),
+        "takeaway": "With a bound of 100, ``BridgeQueue`` moved "
+        "{recipe_over_janus_thread_to_loop_throughput:.2f}× janus's items per second from "
+        "a thread to a coroutine and {recipe_over_janus_loop_to_thread_throughput:.2f}× "
+        "the other way; unbounded, {recipe_over_janus_thread_to_loop_throughput_unbounded"
+        ":.2f}× and {recipe_over_janus_loop_to_thread_throughput_unbounded:.2f}×; a "
+        "waiting coroutine woke after {recipe_over_janus_thread_to_loop_latency_p50:.2f}× "
+        "janus's median time.  Python 3.8 gets janus 1.0, which hands every wake-up to a "
+        "thread pool: there the recipe is several times faster.",
+        "ratios": {
+            "recipe_over_janus_thread_to_loop_throughput": "BridgeQueue ÷ janus, thread "
+            "→ coroutine, bound 100 (items per second)",
+            "recipe_over_janus_loop_to_thread_throughput": "BridgeQueue ÷ janus, "
+            "coroutine → thread, bound 100",
+            "recipe_over_janus_both_ways_throughput": "BridgeQueue ÷ janus, both ways, bound 100",
+            "recipe_over_janus_thread_to_loop_throughput_unbounded": "BridgeQueue ÷ "
+            "janus, thread → coroutine, unbounded",
+            "recipe_over_janus_loop_to_thread_throughput_unbounded": "BridgeQueue ÷ "
+            "janus, coroutine → thread, unbounded",
+            "recipe_over_janus_thread_to_loop_latency_p50": "BridgeQueue ÷ janus, "
+            "median wake-up, thread → coroutine",
+            "recipe_over_janus_loop_to_thread_latency_p50": "BridgeQueue ÷ janus, "
+            "median wake-up, coroutine → thread",
+        },
+    },
 }
 
 
