@@ -86,3 +86,27 @@ def test_no_example_starts_an_event_loop_of_its_own(path: Path) -> None:
         "these examples start an event loop, which fails in python -m asyncio; "
         "show the program as a .. script:: block instead:\n" + "\n".join(found)
     )
+
+
+def _section_titles(docstring: str) -> List[str]:
+    lines = docstring.splitlines()
+    return [
+        lines[i - 1].strip()
+        for i in range(1, len(lines))
+        if re.fullmatch(r"-{3,}", lines[i].strip())
+        and len(lines[i].strip()) >= len(lines[i - 1].strip())
+    ]
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_a_library_note_comes_last_before_see_also(path: Path) -> None:
+    """Where a chapter compares itself with a library, that note closes the chapter (just
+    before "See also"), and its links are anonymous (two chapters may link one library)."""
+    docstring = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
+    titles = _section_titles(docstring)
+    assert titles[-1] == "See also", titles
+    if "A library does this" not in titles:
+        pytest.skip("no maintained library does what this chapter's recipes do")
+    assert titles[-2:] == ["A library does this", "See also"]
+    note = docstring[docstring.index("A library does this") : docstring.rindex("See also")]
+    assert not re.search(r">`_(?!_)", note), "a named link: use an anonymous one (`...`__)"
