@@ -884,6 +884,47 @@ BENCHMARKS = {
             "one aiohttp request (time)",
         },
     },
+    "bench_job_queue": {
+        "title": "The job queue against procrastinate and pgqueuer",
+        "section": ("job_queue", "Taking a job with FOR UPDATE SKIP LOCKED"),
+        "takeaway": "Against the faster of procrastinate and pgqueuer, with fsync off, the "
+        "recipe enqueued one job at a time at {recipe_over_faster_peer_enqueue_one_no_sync:.2f}"
+        "× its speed and in bulk at {recipe_over_faster_peer_enqueue_bulk_no_sync:.2f}×, and "
+        "processed no-op jobs at {recipe_over_faster_peer_process_1_no_sync:.2f}× one at a "
+        "time and {recipe_over_faster_peer_process_8_no_sync:.2f}× eight at a time; with "
+        "fsync and synchronous_commit on, {recipe_over_faster_peer_enqueue_one_durable:.2f}×, "
+        "{recipe_over_faster_peer_enqueue_bulk_durable:.2f}×, "
+        "{recipe_over_faster_peer_process_1_durable:.2f}× and "
+        "{recipe_over_faster_peer_process_8_durable:.2f}×.  Every job ran exactly once in "
+        "every run, and the recipe does more per job (see the last table).  This machine's "
+        "disk acknowledges a flush in a fraction of a millisecond: on a slower disk the "
+        "commits per job weigh more.",
+        "ratios": {
+            "recipe_over_faster_peer_enqueue_one_no_sync": "Recipe ÷ faster peer, enqueue one "
+            "at a time (fsync off)",
+            "recipe_over_faster_peer_enqueue_bulk_no_sync": "Recipe ÷ faster peer, enqueue in "
+            "bulk (fsync off)",
+            "recipe_over_faster_peer_process_1_no_sync": "Recipe ÷ faster peer, process 1 at "
+            "a time (fsync off)",
+            "recipe_over_faster_peer_process_8_no_sync": "Recipe ÷ faster peer, process 8 at "
+            "a time (fsync off)",
+            "recipe_over_faster_peer_enqueue_one_durable": "Recipe ÷ faster peer, enqueue one "
+            "at a time (fsync on)",
+            "recipe_over_faster_peer_enqueue_bulk_durable": "Recipe ÷ faster peer, enqueue in "
+            "bulk (fsync on)",
+            "recipe_over_faster_peer_process_1_durable": "Recipe ÷ faster peer, process 1 at "
+            "a time (fsync on)",
+            "recipe_over_faster_peer_process_8_durable": "Recipe ÷ faster peer, process 8 at "
+            "a time (fsync on)",
+            "recipe_bulk_over_one_at_a_time_enqueue_no_sync": "Recipe: enqueue_many ÷ enqueue "
+            "in a loop (fsync off)",
+            "recipe_8_over_1_at_a_time_process_no_sync": "Recipe: concurrency=8 ÷ 1 (fsync off)",
+            "recipe_wakeup_p50_over_pgqueuer_no_sync": "Recipe ÷ pgqueuer, median wake-up "
+            "(fsync off)",
+            "recipe_wakeup_p50_over_procrastinate_no_sync": "Recipe ÷ procrastinate, median "
+            "wake-up (fsync off)",
+        },
+    },
     "bench_bridge_queue": {
         "title": "BridgeQueue against janus",
         "section": ("sync_bridge", "Passing items between threads and coroutines"),
@@ -942,6 +983,8 @@ def _benchmark_figures() -> str:
             + (f"  {newest['description']}" if newest.get("description") else ""),
             "",
         ]
+        if newest.get("tables"):
+            out += _library_tables(newest)
         pythons = [f"Python {run['python']}" for run in data]
         widths = " ".join(["40"] + [str(40 // len(data))] * len(data))
         out += [
@@ -986,6 +1029,67 @@ def _benchmark_figures() -> str:
     if not out:
         out = ["No benchmark results are stored yet: run ``tox -e bench``.", ""]
     return "\n".join(out) + "\n"
+
+
+JOB_QUEUE_ROWS = {
+    "enqueue_one": "Enqueue one at a time",
+    "enqueue_bulk": "Enqueue in bulk",
+    "process_1": "Process, 1 at a time",
+    "process_8": "Process, 8 at a time",
+}
+SERVER_SETTINGS = {
+    "no_sync": "fsync, synchronous_commit and full_page_writes off",
+    "durable": "fsync, synchronous_commit and full_page_writes on",
+    "as_configured": "the server's own settings",
+}
+
+
+def _library_tables(run: dict) -> list:
+    """A benchmark of libraries side by side: jobs per second, one table per server
+    setting, then what each library does per job (bench_job_queue.py)."""
+    out: list = []
+    for setting, table in run["tables"].items():
+        speed = table["jobs_per_second"]
+        names = list(speed)
+        caption = (
+            f"Jobs per second, {SERVER_SETTINGS.get(setting, setting)} "
+            f"({table['jobs']:,} jobs, median of {table['rounds']}, Python {run['python']}, "
+            f"PostgreSQL {table['settings'].get('server_version', '?')})"
+        )
+        out += [
+            f".. list-table:: {caption}",
+            "   :header-rows: 1",
+            "",
+            "   * - ",
+        ] + [f"     - {name} {run['versions'].get(name, '')}".rstrip() for name in names]
+        for row, title in JOB_QUEUE_ROWS.items():
+            out.append(f"   * - {title}")
+            best = max(speed[name][row] for name in names)
+            for name in names:
+                value = _figure(speed[name][row])
+                out.append(
+                    f"     - **{value}**" if speed[name][row] == best else f"     - {value}"
+                )
+        out.append("   * - Wake-up, median (ms)")
+        out += [f"     - {_figure(table['wakeup_p50_ms'][name])}" for name in names]
+        out.append("")
+    how = run.get("how", {})
+    out += [
+        ".. list-table:: What each library does per job, and the calls measured",
+        "   :header-rows: 1",
+        "   :widths: 14 56 30",
+        "",
+        "   * - Library",
+        "     - Per job",
+        "     - Calls",
+    ]
+    for name, text in run["per_job"].items():
+        calls = "; ".join(
+            f"{JOB_QUEUE_ROWS.get(k, k).lower()}: ``{v}``" for k, v in how.get(name, {}).items()
+        )
+        out += [f"   * - {name}", f"     - {text}", f"     - {calls}"]
+    out.append("")
+    return out
 
 
 def _write_generated(app: object) -> None:

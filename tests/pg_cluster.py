@@ -95,8 +95,19 @@ class ThrowawayPostgres:
 
     dsn: str
 
-    def __init__(self, *, start_timeout: float = 60.0) -> None:
+    def __init__(
+        self, *, start_timeout: float = 60.0, settings: Optional[Dict[str, str]] = None
+    ) -> None:
         self.start_timeout = start_timeout
+        # Server settings (``-c name=value``).  The defaults trade durability for speed,
+        # as a test server may; a benchmark can turn fsync and friends back on.
+        self.settings = {
+            "fsync": "off",
+            "synchronous_commit": "off",
+            "full_page_writes": "off",
+            "max_connections": "200",
+            **(settings or {}),
+        }
         self.dsn = ""
         self._root: Optional[Path] = None
         self._process: Optional[subprocess.Popen[bytes]] = None
@@ -211,14 +222,11 @@ class ThrowawayPostgres:
                         "127.0.0.1",
                         "-p",
                         str(port),
-                        "-c",
-                        "fsync=off",
-                        "-c",
-                        "synchronous_commit=off",
-                        "-c",
-                        "full_page_writes=off",
-                        "-c",
-                        "max_connections=200",
+                        *(
+                            option
+                            for name, value in self.settings.items()
+                            for option in ("-c", f"{name}={value}")
+                        ),
                     ],
                     stdin=subprocess.DEVNULL,
                     stdout=log,
