@@ -6,10 +6,11 @@ SKIP LOCKED`` lets many workers pick different rows at once, a *lease* (a
 deadline on each running job) hands the job of a crashed worker to another
 one, and ``LISTEN/NOTIFY`` wakes idle workers as soon as there is work.  This
 chapter builds that queue: :func:`install` creates the table, :func:`enqueue`
-adds jobs, and :class:`Worker` runs them with retries, lease renewal and a
-graceful stop.  The :doc:`/recipes/postgres` chapter covers the asyncpg
-basics it builds on; for work that lives and dies with one process, an
-:class:`asyncio.Queue` (:doc:`/recipes/queues`) is all you need.
+and :func:`enqueue_many` add jobs, and :class:`Worker` runs them, several at
+once if you like, with retries, lease renewal and a graceful stop.  The
+:doc:`/recipes/postgres` chapter covers the asyncpg basics it builds on; for
+work that lives and dies with one process, an :class:`asyncio.Queue`
+(:doc:`/recipes/queues`) is all you need.
 
 .. index::
    single: job queue; on PostgreSQL
@@ -60,6 +61,19 @@ only if that transaction commits: "create the order *and* queue its e-mail"
 can never half happen.  That guarantee is the main reason to keep the queue in
 the database you already have rather than in a separate broker.
 
+.. index::
+   single: job queue; adding jobs in bulk
+   pair: unnest; bulk insert
+
+To add many jobs, :func:`enqueue_many` sends them all in one statement: the
+payloads travel as one array parameter, an ``INSERT ... SELECT FROM unnest``
+turns it into rows, and a single notification wakes the workers.  That is one
+round trip and one commit however many jobs there are, instead of one each,
+so thousands of jobs take milliseconds rather than seconds.  It checks every
+payload before it sends anything, returns the ids in the order of the
+payloads, and, like :func:`enqueue`, commits or rolls back with the
+transaction it runs in.
+
 Taking a job with FOR UPDATE SKIP LOCKED
 ----------------------------------------
 
@@ -75,15 +89,23 @@ job whose worker vanished during its last attempt; see below):
 
 .. code-block:: postgresql
 
-   WITH next AS (
+   WITH queued AS (
        SELECT id FROM jobs
-       WHERE queue = $1
-         AND ((status = 'queued' AND run_after <= now())
-              OR (status = 'running' AND lease_expires_at <= now()
-                  AND attempts < max_attempts))
+       WHERE queue = $1 AND status = 'queued' AND run_after <= now()
        ORDER BY id
        LIMIT 1
        FOR UPDATE SKIP LOCKED
+   ), expired AS (
+       SELECT id FROM jobs
+       WHERE queue = $1 AND status = 'running' AND lease_expires_at <= now()
+         AND attempts < max_attempts
+       ORDER BY id
+       LIMIT 1
+       FOR UPDATE SKIP LOCKED
+   ), next AS (
+       SELECT id FROM queued UNION ALL SELECT id FROM expired
+       ORDER BY id
+       LIMIT 1
    )
    UPDATE jobs AS job
    SET status = 'running', attempts = job.attempts + 1, locked_by = $2,
@@ -94,9 +116,15 @@ job whose worker vanished during its last attempt; see below):
    RETURNING job.id, job.queue, job.payload::text AS payload,
        job.attempts, job.max_attempts
 
-The subquery ``next`` finds the oldest ready job, and ``FOR UPDATE`` locks its
-row; ``SKIP LOCKED`` makes a competing worker pass over rows that another
-claim has locked instead of waiting for them.  The ``UPDATE`` then marks the
+The subqueries ``queued`` and ``expired`` find the oldest job of each kind
+that is ready, ``next`` keeps the older of the two, and ``FOR UPDATE`` locks
+the rows they read; ``SKIP LOCKED`` makes a competing worker pass over rows
+that another claim has locked instead of waiting for them.  (Two subqueries
+rather than one with ``OR``: each can then read its rows in the order of an
+index, ``(queue, id) WHERE status = 'queued'`` and
+``(queue, lease_expires_at) WHERE status = 'running'``, where a single one
+would walk the primary key past every finished job, making each claim
+slower as the table fills.)  The ``UPDATE`` then marks the
 row ``running``, counts the attempt and sets the lease, and ``RETURNING``
 hands the job to the worker, all in one round trip.  So workers claiming at
 once get different jobs and none of them blocks.  Without ``SKIP LOCKED``
@@ -194,15 +222,15 @@ Stopping workers gracefully
    pair: graceful shutdown; SIGTERM
    single: hard stop; releasing a job
 
-:meth:`Worker.stop` lets the current job finish and then makes
+:meth:`Worker.stop` lets the jobs in progress finish and then makes
 :meth:`Worker.run` return; call it from a signal handler so that a deploy's
 ``SIGTERM`` does not interrupt a job.  Cancelling the task that runs the worker
-is the hard stop.  The handler is cancelled and, once it has ended, the job is
-*released*: put back as ``queued``, without using up an attempt, so another
-worker can start it at once.  A cancellation that lands while the worker is
-claiming a job, even after the database has committed the claim, lets the claim
-finish and releases the job it took; one that lands after the handler has
-returned lets the worker record the result first.  Then the task ends
+is the hard stop.  Each handler in progress is cancelled and, once it has
+ended, its job is *released*: put back as ``queued``, without using up an
+attempt, so another worker can start it at once.  A cancellation that lands while the worker is
+claiming, even after the database has committed the claim, lets the claim
+finish and releases the jobs it took; one that lands after a handler has
+returned lets the worker record that result first.  Then the task ends
 cancelled.  Each of these steps waits at most ``timeout`` seconds, and a second
 cancellation does not cut them short.  A handler that ignores its cancellation
 for longer than ``timeout`` is left running and its job is not released: the
@@ -278,23 +306,71 @@ this, with the address of the database in the environment variable
 :doc:`/recipes/cancellation` chapter does the signal handling for programs
 that stop by cancelling their tasks instead.
 
-Run as many such processes, on as many machines, as the work needs.  One
-:class:`Worker` runs one job at a time; for more concurrency in one process
-start several workers on the same pool.  Each running worker keeps one
-connection of the pool for itself: it listens for notifications there and
-makes all its own queries on it, lease renewals included, so a handler that
-borrows connections from the same pool, even the last one and for longer than
-the lease, cannot hold up the renewals.  Size the pool at one connection per
-worker plus what the handlers borrow at once.
+Run as many such processes, on as many machines, as the work needs.
+
+Running several jobs at once
+----------------------------
+
+.. index::
+   single: job queue; concurrency
+   single: group commit
+   pair: connection pool; size
+
+A :class:`Worker` runs one job at a time unless you pass ``concurrency``:
+``Worker(pool, handler, concurrency=8)`` runs up to eight handlers at once,
+each with its own lease, renewed and fenced exactly as for one.  Whenever
+slots are free the worker claims up to that many jobs with a single claim
+(``LIMIT`` the number of free slots), so a backlog is taken eight at a time.
+A job's slot is free again as soon as its handler has returned, and its
+result goes out with the claim that fills the slot: the claiming statement
+starts with a step that marks those jobs ``done``, checking each row's
+``attempts`` as :func:`complete` does, and the worker's answer says which of
+them were still its own.  So a job costs one round trip and one commit, not
+two, and under load the results of several jobs share one.  When the worker
+stops claiming (:meth:`Worker.stop`, a hard stop, the end of a burst) each
+job writes its own result instead, together with any that wait at the same
+moment.
+
+The worker keeps one connection of the pool for itself: it listens for
+notifications there and makes all its own queries on it, claims, results and
+lease renewals, one at a time (they are short, and each is bounded by
+``timeout``).  A handler never uses that connection, so one that borrows
+connections from the same pool, even the last one and for longer than the
+lease, cannot hold up the renewals.  Hence the pool needs ``max_size >= 2``
+whatever the concurrency, and beyond that one connection for each handler
+that holds one at the same time: ``concurrency + 1`` if every handler uses
+the database, since handlers that find the pool empty wait for one another
+(but never for the renewals).  Several workers on one pool need one
+connection each, plus what their handlers borrow.  One worker with
+``concurrency=8`` does the work of eight workers with fewer connections and
+fewer queries.  Here five handlers run at once, and never a sixth:
+
+>>> from recipes.job_queue import Worker, enqueue_many, install, uninstall
+>>> running = most = 0
+>>> async def nap(job):
+...     global running, most
+...     running += 1
+...     most = max(most, running)
+...     await asyncio.sleep(0.1)
+...     running -= 1
+>>> async with asyncpg.create_pool(dsn, min_size=1, max_size=2) as pool:
+...     await install(pool)
+...     _ = await enqueue_many(pool, range(20))
+...     print(await Worker(pool, nap, concurrency=5).run(burst=True))
+...     await uninstall(pool)
+20
+>>> most
+5
 
 .. note::
 
    Everything here works on Python 3.8–3.15 with asyncpg 0.30 or newer, and
    needs PostgreSQL 10 or newer (identity columns; ``SKIP LOCKED`` appeared in
    9.5); the examples are tested against PostgreSQL 15 and 18.  Each job costs
-   a handful of short queries (claim, complete, a lease renewal every
-   ``lease / 3`` seconds while it runs); at rates where that load matters, a
-   dedicated message broker fits better.
+   one short statement and one commit (the claim, which also records the
+   result of the job before it), or less when the worker claims several at
+   once, and a lease renewal every ``lease / 3`` seconds while it runs; at
+   rates where that load matters, a dedicated message broker fits better.
 
 A short session
 ---------------
@@ -314,6 +390,42 @@ A short session
 1
 4
 9
+
+A library does this
+-------------------
+
+.. index::
+   single: procrastinate
+   single: pgqueuer
+   pair: job queue; libraries
+
+Two maintained libraries keep jobs in PostgreSQL the same way, claiming with
+``FOR UPDATE SKIP LOCKED`` and waking workers with ``LISTEN/NOTIFY``:
+
+* `procrastinate <https://procrastinate.readthedocs.io/>`__ turns decorated
+  functions into tasks, run by a worker with a ``concurrency`` setting.  It
+  adds what this chapter leaves out: periodic (cron) tasks, priorities, locks
+  that keep two jobs with the same key from running at once, aborting a
+  running job, a command line and Django integration; retries are set per
+  task (``RetryStrategy``).  It connects through psycopg 3, not asyncpg, and
+  installs its own schema.  It does not keep what a task returns, and a job
+  whose worker died is not retried on its own: workers send heartbeats, and
+  you find such jobs with ``get_stalled_jobs`` and retry them yourself, for
+  example from a periodic task.
+* `pgqueuer <https://janbjorge.github.io/pgqueuer/>`__ runs ``async``
+  entrypoints over asyncpg or psycopg, with a concurrency limit per
+  entrypoint, cron-style schedules, enqueueing a list of jobs in one call,
+  and jobs whose worker stopped sending heartbeats picked again by another
+  worker.  Retries with exponential backoff come from an executor you choose
+  (``DatabaseRetryEntrypointExecutor``).  Payloads are ``bytes`` you
+  serialize yourself, and a job's return value is not kept; you can wait for
+  a job's final status instead.
+
+Choose one of them for schedules, locks or a command line, or to have a
+queue someone else maintains.  Copy the recipe for code you can read and
+change, results kept in the jobs table, a lease fenced against a worker that
+lost it, and the schema in your hands.  arq and saq are
+asyncio job queues too, but they keep their jobs in Redis.
 
 See also
 --------
@@ -356,8 +468,13 @@ from typing import (
     Awaitable,
     Callable,
     Dict,
+    Iterable,
+    List,
+    Mapping,
     NamedTuple,
     Optional,
+    Sequence,
+    Set,
     Tuple,
     TypeVar,
     Union,
@@ -375,6 +492,7 @@ __all__ = [
     "complete",
     "counts",
     "enqueue",
+    "enqueue_many",
     "extend_lease",
     "fail",
     "get_job",
@@ -413,6 +531,28 @@ def _positive(name: str, value: object) -> float:
             f"{name} must be a positive number of seconds, at most {_MAX_SECONDS:,}, not {value!r}"
         )
     return float(value)
+
+
+def _check_job_options(queue: object, max_attempts: object, delay: object) -> None:
+    """Refuse options of :func:`enqueue` and :func:`enqueue_many` the table cannot hold."""
+    if not isinstance(queue, str) or not queue:
+        raise ValueError(f"queue must be a non-empty str, not {queue!r}")
+    if (
+        isinstance(max_attempts, bool)
+        or not isinstance(max_attempts, int)
+        or not 1 <= max_attempts <= _MAX_ATTEMPTS
+    ):
+        raise ValueError(
+            f"max_attempts must be an int from 1 to {_MAX_ATTEMPTS:,}, not {max_attempts!r}"
+        )
+    if (
+        isinstance(delay, bool)
+        or not isinstance(delay, (int, float))
+        or not 0 <= delay <= _MAX_SECONDS
+    ):
+        raise ValueError(
+            f"delay must be a number of seconds from 0 to {_MAX_SECONDS:,}, not {delay!r}"
+        )
 
 
 @contextlib.asynccontextmanager
@@ -469,8 +609,8 @@ async def install(db: _Database, *, table: str = "jobs", timeout: float = 10.0) 
                 created_at timestamptz NOT NULL DEFAULT now(),
                 updated_at timestamptz NOT NULL DEFAULT now()
             );
-            CREATE INDEX IF NOT EXISTS {t}_ready_idx
-                ON {t} (queue, run_after, id) WHERE status = 'queued';
+            CREATE INDEX IF NOT EXISTS {t}_queued_idx
+                ON {t} (queue, id, run_after) WHERE status = 'queued';
             CREATE INDEX IF NOT EXISTS {t}_lease_idx
                 ON {t} (queue, lease_expires_at) WHERE status = 'running';
             """,
@@ -540,24 +680,7 @@ async def enqueue(
     >>> await conn.close()
     """
     t = _table(table)
-    if not isinstance(queue, str) or not queue:
-        raise ValueError(f"queue must be a non-empty str, not {queue!r}")
-    if (
-        isinstance(max_attempts, bool)
-        or not isinstance(max_attempts, int)
-        or not 1 <= max_attempts <= _MAX_ATTEMPTS
-    ):
-        raise ValueError(
-            f"max_attempts must be an int from 1 to {_MAX_ATTEMPTS:,}, not {max_attempts!r}"
-        )
-    if (
-        isinstance(delay, bool)
-        or not isinstance(delay, (int, float))
-        or not 0 <= delay <= _MAX_SECONDS
-    ):
-        raise ValueError(
-            f"delay must be a number of seconds from 0 to {_MAX_SECONDS:,}, not {delay!r}"
-        )
+    _check_job_options(queue, max_attempts, delay)
     try:
         document = json.dumps(payload, allow_nan=False)
     except (TypeError, ValueError) as exc:
@@ -580,6 +703,95 @@ async def enqueue(
             timeout=timeout,
         )
     return int(job_id)
+
+
+async def enqueue_many(
+    db: _Database,
+    payloads: Iterable[Any],
+    *,
+    queue: str = "default",
+    max_attempts: int = 3,
+    delay: float = 0.0,
+    table: str = "jobs",
+    timeout: float = 10.0,
+) -> List[int]:
+    """Add one job per JSON value in ``payloads``, in one statement; return their ids.
+
+    >>> import asyncpg
+    >>> from recipes.job_queue import counts, enqueue_many, install, uninstall
+    >>> conn = await asyncpg.connect(dsn, timeout=10)
+    >>> await install(conn)
+    >>> await enqueue_many(conn, ({"n": n} for n in range(5)))
+    [1, 2, 3, 4, 5]
+    >>> await enqueue_many(conn, [])
+    []
+
+    The ids come back in the order of ``payloads``, and the jobs are taken in
+    that order too.  Every job gets the same ``queue``, ``max_attempts`` and
+    ``delay``; one notification wakes the workers however many jobs there
+    are.  Inside a transaction, the jobs are added only if it commits:
+
+    >>> async with conn.transaction():
+    ...     _ = await enqueue_many(conn, [{"n": 5}, {"n": 6}], queue="email")
+    ...     raise RuntimeError("the order failed")
+    Traceback (most recent call last):
+    ...
+    RuntimeError: the order failed
+    >>> await counts(conn)
+    {'queued': 5, 'running': 0, 'done': 0, 'failed': 0}
+
+    Every payload is checked before the statement is sent, so one that JSON
+    cannot hold leaves the table as it was, and the error says which one it
+    is:
+
+    >>> bad = [{"n": 7}, {"n": {8}}]
+    >>> await enqueue_many(conn, bad)  # doctest: +NORMALIZE_WHITESPACE
+    Traceback (most recent call last):
+    ...
+    TypeError: payload 1 is not JSON serialisable:
+    Object of type set is not JSON serializable
+    >>> await counts(conn)
+    {'queued': 5, 'running': 0, 'done': 0, 'failed': 0}
+    >>> await uninstall(conn)
+    >>> await conn.close()
+    """
+    t = _table(table)
+    _check_job_options(queue, max_attempts, delay)
+    if isinstance(payloads, (str, bytes, bytearray, Mapping)):
+        raise TypeError(
+            f"payloads must be an iterable of payloads, not a {type(payloads).__name__}:"
+            " wrap a single payload in a list, or call enqueue()"
+        )
+    documents: List[str] = []
+    for index, payload in enumerate(payloads):
+        try:
+            documents.append(json.dumps(payload, allow_nan=False))
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"payload {index} is not JSON serialisable: {exc}") from None
+    if not documents:
+        return []
+    async with _connection(db, timeout) as conn:
+        # The rows are inserted, and their identities drawn, in the order of the array; the
+        # function in FROM runs once, so one notification goes out for the whole batch.
+        ids = await conn.fetchval(
+            f"""
+            WITH job AS (
+                INSERT INTO {t} (queue, payload, max_attempts, run_after)
+                SELECT $1, document::jsonb, $2, now() + make_interval(secs => $3)
+                FROM unnest($4::text[]) WITH ORDINALITY AS given (document, position)
+                ORDER BY position
+                RETURNING id
+            )
+            SELECT array_agg(id ORDER BY id) FROM job, pg_notify($5, $1)
+            """,
+            queue,
+            max_attempts,
+            float(delay),
+            documents,
+            f"{t}_wakeup",
+            timeout=timeout,
+        )
+    return [int(job_id) for job_id in ids]
 
 
 @dataclass(frozen=True)
@@ -639,56 +851,130 @@ async def claim(
     >>> await uninstall(conn)
     >>> await conn.close()
     """
-    t = _table(table)
     lease = _positive("lease", lease)
     if not isinstance(worker_id, str) or not worker_id:
         raise ValueError(f"worker_id must be a non-empty str, not {worker_id!r}")
     async with _connection(db, timeout) as conn:
-        row = await conn.fetchrow(
-            f"""
-            WITH exhausted AS (
-                -- A job whose worker vanished during its last attempt is not run again.
-                UPDATE {t} SET status = 'failed', lease_expires_at = NULL, updated_at = now(),
-                    last_error = 'lease expired during the last attempt (worker '
-                                 || coalesce(locked_by, '?') || ' stopped renewing it)'
-                WHERE id IN (
-                    SELECT id FROM {t}
-                    WHERE queue = $1 AND status = 'running'
-                      AND lease_expires_at <= now() AND attempts >= max_attempts
-                    FOR UPDATE SKIP LOCKED
-                )
-            ), next AS (
+        jobs, _ = await _claim_jobs(conn, worker_id, lease, queue, _table(table), 1, timeout)
+    return jobs[0] if jobs else None
+
+
+# The results a worker writes in the statement that claims its next jobs: (job, JSON, waiter).
+_Finished = Sequence[Tuple["Job", str, object]]
+
+
+async def _claim_jobs(
+    conn: Any,
+    worker_id: str,
+    lease: float,
+    queue: str,
+    t: str,
+    limit: int,
+    timeout: float,
+    finished: Optional[_Finished] = None,
+) -> Tuple[List[Job], Set[Tuple[int, int]]]:
+    """Take up to ``limit`` ready jobs, oldest first, in one statement (the one the chapter
+    shows).  With ``finished``, the same statement first marks those jobs done, as
+    :func:`complete` would, and also returns the ``(id, attempts)`` of those it could: a
+    job missing there had lost its lease.  One round trip, and one commit, for both."""
+    if finished is None:
+        done_step = ""
+        not_done = ""
+        results: Tuple[object, ...] = ()
+    else:
+        # A row must not be changed twice in one statement: the jobs being completed are
+        # kept out of the other steps (they are ours, so no other step wants them anyway).
+        done_step = f"""done AS (
+            UPDATE {t} AS job
+            SET status = 'done', result = given.result::jsonb, lease_expires_at = NULL,
+                updated_at = now()
+            FROM unnest($5::bigint[], $6::integer[], $7::text[])
+                AS given (id, attempts, result)
+            WHERE job.id = given.id AND job.status = 'running'
+              AND job.attempts = given.attempts
+            RETURNING job.id, job.attempts
+        ), """
+        not_done = "AND id <> ALL($5::bigint[])"
+        results = (
+            [job.id for job, _, _ in finished],
+            [job.attempts for job, _, _ in finished],
+            [document for _, document, _ in finished],
+        )
+    claim_step = f"""UPDATE {t} AS job
+        SET status = 'running', attempts = job.attempts + 1, locked_by = $2,
+            lease_expires_at = now() + make_interval(secs => $3), updated_at = now()
+        FROM next
+        WHERE job.id = next.id
+        RETURNING job.id, job.queue, job.payload::text AS payload, job.attempts,
+            job.max_attempts"""
+    if finished is None:
+        last_step = claim_step
+    else:
+        last_step = """SELECT * FROM (
+            SELECT true AS claimed, * FROM claimed
+            UNION ALL
+            SELECT false, id, NULL, NULL, attempts, NULL FROM done
+        ) AS answer"""
+        claim_step = f"claimed AS ({claim_step})"
+    rows = await conn.fetch(
+        f"""
+        WITH {done_step}exhausted AS (
+            -- A job whose worker vanished during its last attempt is not run again.
+            UPDATE {t} SET status = 'failed', lease_expires_at = NULL, updated_at = now(),
+                last_error = 'lease expired during the last attempt (worker '
+                             || coalesce(locked_by, '?') || ' stopped renewing it)'
+            WHERE id IN (
                 SELECT id FROM {t}
-                WHERE queue = $1
-                  AND ((status = 'queued' AND run_after <= now())
-                       OR (status = 'running' AND lease_expires_at <= now()
-                           AND attempts < max_attempts))
-                ORDER BY id
-                LIMIT 1
+                WHERE queue = $1 AND status = 'running'
+                  AND lease_expires_at <= now() AND attempts >= max_attempts {not_done}
                 FOR UPDATE SKIP LOCKED
             )
-            UPDATE {t} AS job
-            SET status = 'running', attempts = job.attempts + 1, locked_by = $2,
-                lease_expires_at = now() + make_interval(secs => $3), updated_at = now()
-            FROM next
-            WHERE job.id = next.id
-            RETURNING job.id, job.queue, job.payload::text AS payload, job.attempts,
-                job.max_attempts
-            """,
-            queue,
-            worker_id,
-            lease,
-            timeout=timeout,
-        )
-    if row is None:
-        return None
-    return Job(
-        id=row["id"],
-        queue=row["queue"],
-        payload=json.loads(row["payload"]),
-        attempts=row["attempts"],
-        max_attempts=row["max_attempts"],
+        ), queued AS (
+            -- Two halves, each read in the order of an index, rather than one OR that
+            -- would walk the primary key past every finished job.
+            SELECT id FROM {t}
+            WHERE queue = $1 AND status = 'queued' AND run_after <= now() {not_done}
+            ORDER BY id
+            LIMIT $4
+            FOR UPDATE SKIP LOCKED
+        ), expired AS (
+            SELECT id FROM {t}
+            WHERE queue = $1 AND status = 'running' AND lease_expires_at <= now()
+              AND attempts < max_attempts {not_done}
+            ORDER BY id
+            LIMIT $4
+            FOR UPDATE SKIP LOCKED
+        ), next AS (
+            SELECT id FROM queued UNION ALL SELECT id FROM expired
+            ORDER BY id
+            LIMIT $4
+        ){", " + claim_step if finished is not None else ""}
+        {last_step}
+        """,
+        queue,
+        worker_id,
+        lease,
+        limit,
+        *results,
+        timeout=timeout,
     )
+    jobs: List[Job] = []
+    done: Set[Tuple[int, int]] = set()
+    for row in rows:
+        if finished is not None and not row["claimed"]:
+            done.add((row["id"], row["attempts"]))
+            continue
+        jobs.append(
+            Job(
+                id=row["id"],
+                queue=row["queue"],
+                payload=json.loads(row["payload"]),
+                attempts=row["attempts"],
+                max_attempts=row["max_attempts"],
+            )
+        )
+    jobs.sort(key=lambda job: job.id)  # RETURNING promises no order
+    return jobs, done
 
 
 async def _update_running(
@@ -1003,6 +1289,21 @@ async def _wait_done(task: asyncio.Future[Any]) -> None:
         raise interrupted
 
 
+async def _wait_all(tasks: Set[asyncio.Future[Any]]) -> None:
+    """Wait until every task has ended, even if we are cancelled meanwhile; then re-raise
+    that."""
+    interrupted: Optional[BaseException] = None
+    pending = {task for task in tasks if not task.done()}
+    while pending:
+        try:
+            await asyncio.wait(pending)
+        except asyncio.CancelledError as exc:
+            interrupted = exc
+        pending = {task for task in pending if not task.done()}
+    if interrupted is not None:
+        raise interrupted
+
+
 async def _to_the_end(aw: Awaitable[_T]) -> _T:
     """Run ``aw`` to its end in a task of its own; a cancellation meanwhile is raised after.
 
@@ -1081,8 +1382,39 @@ class _Alarm:
 _Listeners = Tuple[Callable[[object, int, str, object], None], Callable[[object], None]]
 
 
+class _LeaseKeeper:
+    """Renews the lease of one job every lease/3 seconds while its handler runs.
+
+    Most jobs end well before their first renewal is due, so the task that renews is only
+    started then, by a timer: a job that ends sooner costs no task at all.
+    """
+
+    def __init__(self, worker: Worker, job: Job, handler_task: asyncio.Future[Any]) -> None:
+        self._worker = worker
+        self._job = job
+        self._handler_task = handler_task
+        self._stopping = _Alarm()
+        self._task: Optional[asyncio.Task[bool]] = None
+        self._timer = asyncio.get_running_loop().call_later(worker.lease / 3, self._start)
+
+    def _start(self) -> None:
+        self._task = asyncio.ensure_future(
+            self._worker._renew(self._job, self._handler_task, self._stopping)
+        )
+
+    async def stop(self) -> bool:
+        """Stop renewing, once a renewal in flight has ended; True if the lease was lost."""
+        self._timer.cancel()
+        self._stopping.set()
+        task = self._task
+        if task is None:
+            return False
+        await asyncio.wait({task})
+        return not task.cancelled() and task.exception() is None and task.result()
+
+
 class Worker:
-    """Run ``handler`` on the jobs of one queue, one job at a time, until stopped.
+    """Run ``handler`` on the jobs of one queue, ``concurrency`` at a time, until stopped.
 
     >>> import asyncio
     >>> import asyncpg
@@ -1106,9 +1438,11 @@ class Worker:
 
     While it runs, the worker keeps one connection of ``pool`` for itself: it
     listens for notifications on it and makes all its own queries there
-    (claims, lease renewals, results).  A handler may borrow the others, even
-    all of them for longer than the lease: the renewals never wait for the
-    pool.  Hence ``pool`` must allow at least two connections:
+    (claims, lease renewals, results), one at a time.  A handler may borrow
+    the others, even all of them for longer than the lease: the renewals never
+    wait for the pool.  Hence ``pool`` must allow at least two connections
+    (and ``concurrency + 1`` if every handler holds one, see
+    :ref:`recipes/job_queue:Running several jobs at once`):
 
     >>> async with asyncpg.create_pool(dsn, min_size=1, max_size=1) as pool:
     ...     Worker(pool, shout)  # doctest: +NORMALIZE_WHITESPACE
@@ -1142,12 +1476,19 @@ class Worker:
     >>> info.attempts, info.result, info.last_error
     (3, 'third time lucky', 'ConnectionError: attempt 2 failed')
 
-    ``run(burst=True)`` returns as soon as no job is ready, which suits batch
-    scripts and tests.  :meth:`stop` lets the current job finish; cancelling
-    the task that runs :meth:`run` cancels the handler and releases the job
+    ``run(burst=True)`` returns as soon as no job is ready and none is in
+    progress, which suits batch scripts and tests.  :meth:`stop` lets the jobs
+    in progress finish; cancelling the task that runs :meth:`run` cancels
+    their handlers and releases their jobs
     (:ref:`recipes/job_queue:Stopping workers gracefully` says what exactly
-    happens).  The
-    durations are in seconds, each at most ``10**9``.
+    happens).  The durations are in seconds, each at most ``10**9``.
+    ``concurrency``, the number of jobs run at once, must be an int of at
+    least 1:
+
+    >>> Worker(pool, shout, concurrency=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: concurrency must be an int >= 1, not 0
     """
 
     def __init__(
@@ -1163,6 +1504,7 @@ class Worker:
         retry_delay: float = 1.0,
         max_retry_delay: float = 300.0,
         timeout: float = 10.0,
+        concurrency: int = 1,
     ) -> None:
         if not isinstance(pool, asyncpg.Pool):
             raise TypeError(f"pool must be an asyncpg.Pool, not {type(pool).__name__}")
@@ -1175,6 +1517,8 @@ class Worker:
             raise TypeError("handler must be an async function taking a Job")
         if not isinstance(queue, str) or not queue:
             raise ValueError(f"queue must be a non-empty str, not {queue!r}")
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            raise ValueError(f"concurrency must be an int >= 1, not {concurrency!r}")
         self.pool = pool
         self.handler = handler
         self.queue = queue
@@ -1187,12 +1531,20 @@ class Worker:
         self.retry_delay = _positive("retry_delay", retry_delay)
         self.max_retry_delay = _positive("max_retry_delay", max_retry_delay)
         self.timeout = _positive("timeout", timeout)
+        self.concurrency = concurrency
         self._stopping = False
         self._running = False
         self._wakeup: Optional[_Alarm] = None
+        # While run() runs: the worker's own connection, the lock that gives its queries
+        # turns on it, and the completions waiting to be written together.
+        self._conn: Optional[asyncpg.pool.PoolConnectionProxy] = None
+        self._lock: Optional[asyncio.Lock] = None
+        self._completions: List[Tuple[Job, str, asyncio.Future[bool]]] = []
+        self._loop_writes = False  # True while run() writes the results with its claims
 
     def stop(self) -> None:
-        """Ask :meth:`run` to return after the current job (safe from a signal handler)."""
+        """Ask :meth:`run` to return once the jobs in progress have finished (safe from a
+        signal handler)."""
         self._stopping = True
         if self._wakeup is not None:
             self._wakeup.set()
@@ -1207,6 +1559,7 @@ class Worker:
             raise RuntimeError("this worker is already running")
         self._running = True
         self._wakeup = wakeup = _Alarm()
+        self._lock = asyncio.Lock()  # made here: on 3.8 a lock belongs to the loop it sees
 
         def on_notify(connection: object, pid: int, channel: str, payload: object) -> None:
             if payload == self.queue:
@@ -1215,42 +1568,108 @@ class Worker:
         def on_lost(connection: object) -> None:
             wakeup.set()  # our connection closed: wake up and take another
 
+        def on_job_end(task: object) -> None:
+            wakeup.set()  # a slot is free
+
         listeners: _Listeners = (on_notify, on_lost)
-        conn: Optional[asyncpg.pool.PoolConnectionProxy] = None
+        in_progress: Set[asyncio.Future[int]] = set()
         finished = 0
         try:
-            while not self._stopping:
-                wakeup.clear()  # before claiming: a notification during the claim counts
-                try:
-                    if conn is None or _is_lost(conn):
-                        if conn is not None:  # the connection broke: give it back
-                            old, conn = conn, None
-                            await self._give_back(old, listeners)
-                        conn = await self._take(listeners, listen=not burst)
-                    job = await self._claim(conn)
-                    if job is not None:
-                        finished += await self._process(conn, job)
-                        continue
-                    if burst:
-                        break
-                    delay = await self._seconds_until_due(conn)
-                except _TRANSIENT as exc:
-                    logger.warning("worker %s: database error: %r", self.worker_id, exc)
-                    delay = self.poll_interval
-                await wakeup.wait(delay)
+            self._loop_writes = True  # results go out with the next claim
+            try:
+                while not self._stopping:
+                    wakeup.clear()  # before claiming: a notification during the claim counts
+                    finished += self._reap(in_progress)
+                    # A job whose handler has returned frees its slot: its result is
+                    # written with the claim that fills it.
+                    free = max(0, self.concurrency - len(in_progress) + len(self._completions))
+                    delay = self.poll_interval  # while every slot is busy, a job's end wakes us
+                    try:
+                        conn = self._conn
+                        if conn is None or _is_lost(conn):
+                            if conn is not None:  # the connection broke: give it back
+                                self._conn = None
+                                await self._give_back(conn, listeners)
+                            self._conn = await self._take(listeners, listen=not burst)
+                        if free:
+                            jobs = await self._claim(free)
+                            for job in jobs:
+                                task = asyncio.ensure_future(self._process(job))
+                                task.add_done_callback(on_job_end)
+                                in_progress.add(task)
+                            if len(jobs) == free:
+                                continue  # maybe more are ready
+                            if burst:
+                                if not in_progress:
+                                    break
+                            else:
+                                delay = await self._seconds_until_due()
+                    except _TRANSIENT as exc:
+                        logger.warning("worker %s: database error: %r", self.worker_id, exc)
+                        delay = self.poll_interval
+                    await wakeup.wait(delay)
+            finally:
+                # From here on each job writes its own result; write those waiting now.
+                self._loop_writes = False
+                if self._completions:
+                    try:
+                        await _to_the_end(self._write_and_claim(0))
+                    except _TRANSIENT as exc:
+                        logger.warning("worker %s: database error: %r", self.worker_id, exc)
+            # stop() or an empty queue in burst mode: let every job in progress finish.
+            while in_progress:
+                wakeup.clear()
+                finished += self._reap(in_progress)
+                if in_progress:
+                    await wakeup.wait(self.poll_interval)
+        except BaseException:
+            for running in in_progress:  # the hard stop: each job releases itself once ended
+                running.cancel()
+            raise
         finally:
             try:
-                if conn is not None:
-                    await _to_the_end(self._give_back(conn, listeners))
+                await _wait_all(in_progress)  # a second cancellation does not cut this short
+                for running in in_progress:
+                    _retrieve(running)
             finally:
-                self._running = False
-                self._stopping = False
-                self._wakeup = None
+                try:
+                    conn, self._conn = self._conn, None
+                    if conn is not None:
+                        await _to_the_end(self._give_back(conn, listeners))
+                finally:
+                    self._running = False
+                    self._stopping = False
+                    self._wakeup = None
+                    self._lock = None
         return finished
 
-    def _db(self, conn: asyncpg.pool.PoolConnectionProxy) -> _Database:
-        """The worker's own connection, or the pool while that one is broken."""
-        return self.pool if _is_lost(conn) else conn
+    def _reap(self, in_progress: Set[asyncio.Future[int]]) -> int:
+        """Forget the jobs that have ended; return how many finished.  A job whose
+        outcome could not be written is logged (its lease will run out); a bug is raised."""
+        finished = 0
+        for task in [task for task in in_progress if task.done()]:
+            in_progress.discard(task)
+            if task.cancelled():
+                continue
+            error = task.exception()
+            if error is None:
+                finished += task.result()
+            elif isinstance(error, _TRANSIENT):
+                logger.warning("worker %s: database error: %r", self.worker_id, error)
+            else:
+                raise error
+        return finished
+
+    @contextlib.asynccontextmanager
+    async def _db(self) -> AsyncIterator[_Database]:
+        """The worker's own connection, one query at a time, or the pool while that one
+        is broken.  Only the worker's short queries take turns here, never a handler."""
+        conn = self._conn
+        if conn is None or _is_lost(conn) or self._lock is None:
+            yield self.pool
+            return
+        async with self._lock:
+            yield conn
 
     async def _take(self, listeners: _Listeners, *, listen: bool) -> Any:
         """Borrow the worker's own connection for good; LISTEN on it unless ``listen`` is False."""
@@ -1280,94 +1699,104 @@ class Worker:
             finally:
                 await self.pool.release(conn, timeout=self.timeout)
 
-    async def _claim(self, conn: asyncpg.pool.PoolConnectionProxy) -> Optional[Job]:
-        """:func:`claim`, with nothing lost to a hard stop that lands while it is in flight."""
-        claiming = asyncio.ensure_future(
-            claim(
-                conn,
-                worker_id=self.worker_id,
-                lease=self.lease,
-                queue=self.queue,
-                table=self.table,
-                timeout=self.timeout,
-            )
-        )
+    async def _write_and_claim(self, limit: int) -> List[Job]:
+        """Write the results waiting in ``_completions`` and take up to ``limit`` jobs, in
+        one statement; tell each result's waiter whether it was written."""
+        async with self._db() as db, _connection(db, self.timeout) as conn:
+            batch, self._completions = self._completions, []  # all that waited for our turn
+            if not batch and not limit:
+                return []
+            try:
+                jobs, done = await _claim_jobs(
+                    conn,
+                    self.worker_id,
+                    self.lease,
+                    self.queue,
+                    self.table,
+                    limit,
+                    self.timeout,
+                    batch,
+                )
+            except BaseException as exc:
+                for _, _, waiter in batch:
+                    if not waiter.done():
+                        waiter.set_exception(
+                            ConnectionError(f"writing the result failed: {exc!r}")
+                        )
+                raise
+            for job, _, waiter in batch:
+                if not waiter.done():
+                    waiter.set_result((job.id, job.attempts) in done)
+        return jobs
+
+    async def _claim(self, limit: int) -> List[Job]:
+        """Take up to ``limit`` jobs, with nothing lost to a hard stop that lands meanwhile."""
+        claiming = asyncio.ensure_future(self._write_and_claim(limit))
         try:
             await asyncio.wait({claiming})
         except asyncio.CancelledError:
-            # The database may have handed us a job already (the claim committed, its reply
+            # The database may have handed us jobs already (the claim committed, its reply
             # still on the wire): let the claim finish and put back what it took.
-            await _to_the_end(self._put_back_claimed(conn, claiming))
+            await _to_the_end(self._put_back_claimed(claiming))
             raise
         return claiming.result()
 
-    async def _put_back_claimed(
-        self, conn: asyncpg.pool.PoolConnectionProxy, claiming: asyncio.Future[Optional[Job]]
-    ) -> None:
+    async def _put_back_claimed(self, claiming: asyncio.Future[List[Job]]) -> None:
         await asyncio.wait({claiming})
         if claiming.cancelled() or claiming.exception() is not None:
-            return  # nothing claimed, or we cannot know what: the lease will run out
-        job = claiming.result()
-        if job is not None:
-            await self._release_quietly(conn, job)
+            return  # nothing claimed, or we cannot know what: the leases will run out
+        for job in claiming.result():
+            await self._release_quietly(job)
 
-    async def _seconds_until_due(self, conn: asyncpg.pool.PoolConnectionProxy) -> float:
+    async def _seconds_until_due(self) -> float:
         """Seconds until a delayed job or a lease comes due, at most ``poll_interval``."""
-        due = await conn.fetchval(
-            f"""
-            SELECT EXTRACT(EPOCH FROM least(
-                (SELECT min(run_after) FROM {self.table}
-                 WHERE queue = $1 AND status = 'queued'),
-                (SELECT min(lease_expires_at) FROM {self.table}
-                 WHERE queue = $1 AND status = 'running')
-            ) - now())::float8
-            """,
-            self.queue,
-            timeout=self.timeout,
-        )
+        async with self._db() as db:
+            due = await db.fetchval(
+                f"""
+                SELECT EXTRACT(EPOCH FROM least(
+                    (SELECT min(run_after) FROM {self.table}
+                     WHERE queue = $1 AND status = 'queued'),
+                    (SELECT min(lease_expires_at) FROM {self.table}
+                     WHERE queue = $1 AND status = 'running')
+                ) - now())::float8
+                """,
+                self.queue,
+                timeout=self.timeout,
+            )
         if due is None:
             return self.poll_interval
         return min(self.poll_interval, max(0.0, float(due)) + 0.01)
 
-    async def _process(self, conn: asyncpg.pool.PoolConnectionProxy, job: Job) -> int:
+    async def _process(self, job: Job) -> int:
         """Run the handler with a renewed lease; record the outcome.  Returns 1 if finished."""
         try:
             handler_task = asyncio.ensure_future(self.handler(job))
         except Exception as exc:  # a plain function that raised or returned no awaitable
             error = f"{type(exc).__name__}: {exc}"
-            return await _to_the_end(self._record_failure(conn, job, error))
-        stop_renewing = _Alarm()
-        keeper = asyncio.ensure_future(self._keep_lease(conn, job, handler_task, stop_renewing))
+            return await _to_the_end(self._record_failure(job, error))
+        keeper = _LeaseKeeper(self, job, handler_task)
         try:
             await asyncio.wait({handler_task})
         except asyncio.CancelledError:
             # Hard stop: cancel the handler and, once it has ended, hand the job back.
             handler_task.cancel()
-            await _to_the_end(
-                self._settle(conn, job, handler_task, keeper, stop_renewing, hard_stop=True)
-            )
+            await _to_the_end(self._settle(job, handler_task, keeper, hard_stop=True))
             raise
         # The handler has ended: record its outcome even if a hard stop lands meanwhile.
-        return await _to_the_end(
-            self._settle(conn, job, handler_task, keeper, stop_renewing, hard_stop=False)
-        )
+        return await _to_the_end(self._settle(job, handler_task, keeper, hard_stop=False))
 
     async def _settle(
         self,
-        conn: asyncpg.pool.PoolConnectionProxy,
         job: Job,
         handler_task: asyncio.Future[Any],
-        keeper: asyncio.Future[bool],
-        stop_renewing: _Alarm,
+        keeper: _LeaseKeeper,
         *,
         hard_stop: bool,
     ) -> int:
         """Stop renewing the lease and record what became of the attempt.  1 if finished."""
         if hard_stop:
             await asyncio.wait({handler_task}, timeout=self.timeout)
-        stop_renewing.set()
-        await asyncio.wait({keeper})  # a renewal in flight ends first: it uses our connection
-        lease_lost = not keeper.cancelled() and keeper.exception() is None and keeper.result()
+        lease_lost = await keeper.stop()  # a renewal in flight ends first
         if not handler_task.done():  # it ignores its cancellation
             handler_task.add_done_callback(_retrieve)
             logger.warning(
@@ -1381,64 +1810,72 @@ class Worker:
             logger.warning("worker %s: lease on job %s lost", self.worker_id, job.id)
             return 0  # the job belongs to another worker now
         if hard_stop and (handler_task.cancelled() or handler_task.exception() is not None):
-            await self._release_quietly(conn, job)
+            await self._release_quietly(job)
             return 0
         if handler_task.cancelled():
-            return await self._record_failure(
-                conn, job, "CancelledError: the handler was cancelled"
-            )
+            return await self._record_failure(job, "CancelledError: the handler was cancelled")
         error = handler_task.exception()
         if error is not None:
-            return await self._record_failure(conn, job, f"{type(error).__name__}: {error}")
+            return await self._record_failure(job, f"{type(error).__name__}: {error}")
         try:
-            done = await complete(
-                self._db(conn),
-                job,
-                handler_task.result(),
-                table=self.table,
-                timeout=self.timeout,
-            )
+            document = json.dumps(handler_task.result(), allow_nan=False)
         except (TypeError, ValueError) as bad_result:  # not JSON
             return await self._record_failure(
-                conn, job, f"{type(bad_result).__name__}: {bad_result}"
+                job, f"{type(bad_result).__name__}: result is not JSON serialisable: {bad_result}"
             )
-        return 1 if done else 0
+        if await self._complete(job, document):
+            return 1
+        logger.warning(
+            "worker %s: lease on job %s lost before its result was written; result dropped",
+            self.worker_id,
+            job.id,
+        )
+        return 0
 
-    async def _record_failure(
-        self, conn: asyncpg.pool.PoolConnectionProxy, job: Job, error: str
-    ) -> int:
+    async def _complete(self, job: Job, document: str) -> bool:
+        """:func:`complete`, in the statement that claims the next jobs if the worker is
+        claiming, otherwise together with the other results waiting meanwhile."""
+        waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._completions.append((job, document, waiter))
+        if self._loop_writes and self._wakeup is not None:
+            self._wakeup.set()  # run() writes it with its next claim, or when it stops
+        else:
+            await self._write_and_claim(0)  # or another job's call writes it meanwhile
+        if not waiter.done():
+            await asyncio.wait({waiter})
+        return waiter.result()
+
+    async def _record_failure(self, job: Job, error: str) -> int:
         """Fail the attempt, to be retried after an exponential back-off.  1 if final."""
         logger.info("worker %s: job %s failed: %s", self.worker_id, job.id, error)
         delay = _backoff(self.retry_delay, self.max_retry_delay, job.attempts)
-        status = await fail(
-            self._db(conn), job, error, retry_delay=delay, table=self.table, timeout=self.timeout
-        )
+        async with self._db() as db:
+            status = await fail(
+                db, job, error, retry_delay=delay, table=self.table, timeout=self.timeout
+            )
         return 1 if status == "failed" else 0
 
-    async def _keep_lease(
-        self,
-        conn: asyncpg.pool.PoolConnectionProxy,
-        job: Job,
-        handler_task: asyncio.Future[Any],
-        stop: _Alarm,
-    ) -> bool:
-        """Renew the lease every lease/3 seconds until ``stop``; if it is lost, cancel the
-        handler and return True."""
-        while not await stop.wait(self.lease / 3):
+    async def _renew(self, job: Job, handler_task: asyncio.Future[Any], stop: _Alarm) -> bool:
+        """Renew the lease now and then every lease/3 seconds until ``stop``; if it is lost,
+        cancel the handler and return True."""
+        while True:
             try:
-                ours = await extend_lease(
-                    self._db(conn), job, lease=self.lease, table=self.table, timeout=self.timeout
-                )
+                async with self._db() as db:
+                    ours = await extend_lease(
+                        db, job, lease=self.lease, table=self.table, timeout=self.timeout
+                    )
             except _TRANSIENT as exc:
                 logger.warning("worker %s: cannot renew lease: %r", self.worker_id, exc)
-                continue
-            if not ours:
-                handler_task.cancel()
-                return True
-        return False
+            else:
+                if not ours:
+                    handler_task.cancel()
+                    return True
+            if await stop.wait(self.lease / 3):
+                return False
 
-    async def _release_quietly(self, conn: asyncpg.pool.PoolConnectionProxy, job: Job) -> None:
+    async def _release_quietly(self, job: Job) -> None:
         try:
-            await release(self._db(conn), job, table=self.table, timeout=self.timeout)
+            async with self._db() as db:
+                await release(db, job, table=self.table, timeout=self.timeout)
         except _TRANSIENT as exc:  # the lease will expire and the job be retried anyway
             logger.warning("worker %s: cannot release job %s: %r", self.worker_id, job.id, exc)

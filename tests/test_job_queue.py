@@ -17,7 +17,7 @@ import sys
 import textwrap
 import uuid
 from pathlib import Path
-from typing import Any, AsyncIterator, Awaitable, Callable, Dict, Iterator, List, Type
+from typing import Any, AsyncIterator, Awaitable, Callable, Dict, Iterator, List, Optional, Type
 
 import asyncpg
 import pytest
@@ -30,6 +30,7 @@ from recipes.job_queue import (
     complete,
     counts,
     enqueue,
+    enqueue_many,
     extend_lease,
     fail,
     get_job,
@@ -173,6 +174,14 @@ def hooked_connection_class(
     """
 
     class Hooked(asyncpg.Connection):  # type: ignore[misc]
+        async def fetch(self, query: str, *args: Any, **kwargs: Any) -> Any:
+            if before and fragment in query:
+                await hook()
+            rows = await super().fetch(query, *args, **kwargs)
+            if not before and fragment in query:
+                await hook()
+            return rows
+
         async def fetchrow(self, query: str, *args: Any, **kwargs: Any) -> Any:
             if before and fragment in query:
                 await hook()
@@ -852,7 +861,7 @@ async def test_hard_stop_while_the_claim_is_on_the_wire_releases_the_job(
         return "ran"
 
     job_id = await enqueue(pool, None, max_attempts=1, table=table)
-    hooked = hooked_connection_class("WITH exhausted AS", hold_the_reply)
+    hooked = hooked_connection_class("FOR UPDATE SKIP LOCKED", hold_the_reply)
     async with asyncpg.create_pool(
         postgres_dsn, min_size=1, max_size=3, connection_class=hooked
     ) as slow:
@@ -970,11 +979,15 @@ async def test_hard_stop_after_the_handler_returned_records_the_result(
     completing = asyncio.Event()
     proceed = asyncio.Event()
 
+    returned = asyncio.Event()
+
     async def hold_the_completion() -> None:
-        completing.set()
-        await proceed.wait()
+        if returned.is_set():  # not the first claim, which carries no result yet
+            completing.set()
+            await proceed.wait()
 
     async def quick(job: Job) -> str:
+        returned.set()
         return "finished"
 
     job_id = await enqueue(pool, None, table=table)
@@ -1032,3 +1045,488 @@ async def test_handler_that_ignores_cancellation_keeps_its_job_leased(
     await asyncio.sleep(0.05)
     info = await get_job(pool, job_id, table=table)
     assert info is not None and (info.status, info.attempts, info.result) == ("running", 1, None)
+
+
+# --- enqueue_many ----------------------------------------------------------------
+
+
+class QueryCounter:
+    """Collect the statements a real connection sends that name ``table``, through
+    asyncpg's query logger (which leaves out nothing, but also logs asyncpg's own
+    look-ups of data types, made once per connection)."""
+
+    def __init__(self, conn: asyncpg.Connection, table: str) -> None:
+        self.conn = conn
+        self.table = table
+        self.queries: List[str] = []
+
+    def __call__(self, record: Any) -> None:
+        if self.table in record.query:
+            self.queries.append(record.query)
+
+    def __enter__(self) -> QueryCounter:
+        self.conn.add_query_logger(self)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.conn.remove_query_logger(self)
+
+
+@pytest.mark.asyncio
+async def test_enqueue_many_adds_10000_jobs_in_one_statement_in_order(
+    pool: asyncpg.Pool, table: str
+) -> None:
+    notified: List[str] = []
+
+    def on_notify(connection: object, pid: int, channel: str, payload: str) -> None:
+        notified.append(payload)
+
+    async with pool.acquire() as listener, pool.acquire() as conn:
+        await listener.add_listener(f"{table}_wakeup", on_notify)
+        try:
+            with QueryCounter(conn, table) as counter:
+                ids = await enqueue_many(
+                    conn, ({"n": n} for n in range(10_000)), queue="bulk", table=table
+                )
+                assert await enqueue_many(conn, iter([]), table=table) == []
+                await asyncio.sleep(0.2)  # the logger is called soon after; notifications
+            # One round trip for all of them, and none when there is nothing to add.
+            assert len(counter.queries) == 1, f"{len(counter.queries)} statements"
+        finally:
+            await listener.remove_listener(f"{table}_wakeup", on_notify)
+    assert notified == ["bulk"]  # one notification for the whole call
+    assert len(ids) == 10_000 and ids == sorted(ids) and len(set(ids)) == 10_000
+    rows = await pool.fetch(f"SELECT id, payload::text AS payload, queue FROM {table}")
+    payloads = {r["id"]: json.loads(r["payload"]) for r in rows}
+    in_order = [payloads[job_id]["n"] for job_id in ids] == list(range(10_000))
+    assert in_order, "the ids do not follow the order of the payloads"
+    assert {r["queue"] for r in rows} == {"bulk"}
+    # Workers take them in that order too.
+    first = await claim(pool, worker_id="w", queue="bulk", table=table)
+    assert first is not None and (first.id, first.payload) == (ids[0], {"n": 0})
+    assert await counts(pool, table=table) == {
+        "queued": 9_999,
+        "running": 1,
+        "done": 0,
+        "failed": 0,
+    }
+
+
+@pytest.mark.asyncio
+async def test_enqueue_many_options_apply_to_every_job(pool: asyncpg.Pool, table: str) -> None:
+    ids = await enqueue_many(pool, [1, "two", None], max_attempts=7, delay=0.5, table=table)
+    rows = await pool.fetch(
+        f"SELECT id, max_attempts, run_after > now() + interval '0.3 s' AS later FROM {table}"
+        " ORDER BY id"
+    )
+    assert [(r["id"], r["max_attempts"], r["later"]) for r in rows] == [
+        (job_id, 7, True) for job_id in ids
+    ]
+    assert await claim(pool, worker_id="w", table=table) is None  # delayed
+    await asyncio.sleep(0.6)
+    job = await claim(pool, worker_id="w", table=table)
+    assert job is not None and (job.id, job.payload) == (ids[0], 1)
+
+
+@pytest.mark.asyncio
+async def test_enqueue_many_bad_input_adds_nothing(pool: asyncpg.Pool, table: str) -> None:
+    consumed: List[int] = []
+
+    def payloads() -> Iterator[Any]:
+        for n in range(5):
+            consumed.append(n)
+            yield {"n": n}
+        yield {"n": {5}}  # a set: not JSON
+        consumed.append(6)
+
+    bad_calls: List[Any] = [
+        (lambda: enqueue_many(pool, payloads(), table=table), TypeError, "payload 5 is not JSON"),
+        (lambda: enqueue_many(pool, [1, float("inf")], table=table), ValueError, "payload 1"),
+        (lambda: enqueue_many(pool, [1], queue="", table=table), ValueError, "queue must be"),
+        (lambda: enqueue_many(pool, [1], max_attempts=0, table=table), ValueError, "max_att"),
+        (lambda: enqueue_many(pool, [1], max_attempts=2.0, table=table), ValueError, "max_att"),
+        (lambda: enqueue_many(pool, [1], delay=-1, table=table), ValueError, "delay must be"),
+        (lambda: enqueue_many(pool, [1], delay=float("nan"), table=table), ValueError, "delay"),
+        (lambda: enqueue_many(pool, [1], table="Jobs"), ValueError, "lowercase SQL name"),
+        (lambda: enqueue_many(pool, "abc", table=table), TypeError, "not a str"),
+        (lambda: enqueue_many(pool, {"n": 1}, table=table), TypeError, "not a dict"),
+        (lambda: enqueue_many(pool, 42, table=table), TypeError, "not iterable"),
+    ]
+    for call, exc_type, message in bad_calls:
+        with pytest.raises(exc_type, match=message):
+            await call()
+    assert consumed == [0, 1, 2, 3, 4]  # it stopped at the bad one
+    assert await counts(pool, table=table) == {"queued": 0, "running": 0, "done": 0, "failed": 0}
+    # A payload JSON can hold but jsonb cannot (a NUL character) fails in the database:
+    # the one statement fails whole, so the good payloads before it are not added either.
+    with pytest.raises(asyncpg.PostgresError):
+        await enqueue_many(pool, [{"ok": 1}, {"bad": "\x00"}], table=table)
+    assert await counts(pool, table=table) == {"queued": 0, "running": 0, "done": 0, "failed": 0}
+
+
+@pytest.mark.asyncio
+async def test_enqueue_many_rolls_back_with_the_callers_transaction(
+    pool: asyncpg.Pool, table: str
+) -> None:
+    async def echo(job: Job) -> Any:
+        return job.payload
+
+    worker = Worker(pool, echo, table=table, poll_interval=60)
+    task = asyncio.ensure_future(worker.run())
+    try:
+        async with pool.acquire() as conn:
+            with pytest.raises(RuntimeError, match="order failed"):
+                async with conn.transaction():
+                    await enqueue_many(conn, [{"n": 1}, {"n": 2}], table=table)
+                    raise RuntimeError("the order failed")
+            assert await counts(pool, table=table) == {
+                "queued": 0,
+                "running": 0,
+                "done": 0,
+                "failed": 0,
+            }
+            async with conn.transaction():
+                ids = await enqueue_many(conn, [{"n": 3}, {"n": 4}], table=table)
+                await asyncio.sleep(0.3)  # not committed yet: the worker sees nothing
+                assert await counts(pool, table=table) == {
+                    "queued": 0,
+                    "running": 0,
+                    "done": 0,
+                    "failed": 0,
+                }
+
+        async def done() -> bool:  # the commit's notification woke the idle worker
+            return (await counts(pool, table=table))["done"] == 2
+
+        await wait_until(done, 10, "the committed jobs to be done")
+    finally:
+        worker.stop()
+        assert await asyncio.wait_for(task, 10) == 2
+    results = [await get_job(pool, job_id, table=table) for job_id in ids]
+    assert [info.result for info in results if info is not None] == [{"n": 3}, {"n": 4}]
+
+
+# --- one Worker, several jobs at once -------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_concurrency_is_validated(pool: asyncpg.Pool, table: str) -> None:
+    async def noop(job: Job) -> None:
+        return None
+
+    for value in (0, -1, True, 2.0, "2", None):
+        with pytest.raises(ValueError, match="concurrency must be an int >= 1"):
+            Worker(pool, noop, table=table, concurrency=value)  # type: ignore[arg-type]
+    assert Worker(pool, noop, table=table, concurrency=50).concurrency == 50
+
+
+@pytest.mark.asyncio
+async def test_never_more_handlers_at_once_than_concurrency(
+    pool: asyncpg.Pool, table: str
+) -> None:
+    running = 0
+    most = 0
+    seen: List[int] = []
+
+    async def busy(job: Job) -> int:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        try:
+            await asyncio.sleep(0.02 if job.payload % 3 else 0.05)
+            seen.append(job.payload)
+            return int(job.payload)
+        finally:
+            running -= 1
+
+    await enqueue_many(pool, range(60), table=table)
+    worker = Worker(pool, busy, table=table, concurrency=4, poll_interval=0.2)
+    assert await asyncio.wait_for(worker.run(burst=True), 30) == 60
+    assert most == 4  # all four slots were used, and never a fifth
+    assert sorted(seen) == list(range(60))
+    assert await counts(pool, table=table) == {"queued": 0, "running": 0, "done": 60, "failed": 0}
+
+
+@pytest.mark.asyncio
+async def test_two_workers_of_eight_run_every_job_exactly_once(
+    postgres_dsn: str, pool: asyncpg.Pool, table: str
+) -> None:
+    record = f"INSERT INTO {table}_executions (job_id, worker, event) VALUES ($1, $2, $3)"
+    ids = await enqueue_many(pool, ({"n": n} for n in range(600)), table=table)
+    async with asyncpg.create_pool(postgres_dsn, min_size=2, max_size=20) as shared:
+
+        def handler_for(name: str) -> Callable[[Job], Awaitable[Any]]:
+            async def handler(job: Job) -> Any:
+                async with shared.acquire(timeout=10) as conn:
+                    await conn.execute(record, job.id, name, "started")
+                if job.id % 7 == 0:
+                    await asyncio.sleep(0.01)
+                return {"worker": name, "n": job.payload["n"]}
+
+            return handler
+
+        workers = [
+            Worker(shared, handler_for(name), table=table, worker_id=name, concurrency=8)
+            for name in ("a", "b")
+        ]
+        done = await asyncio.wait_for(
+            asyncio.gather(*(worker.run(burst=True) for worker in workers)), 60
+        )
+    assert sum(done) == 600 and min(done) > 0  # both took part
+    runs = await pool.fetch(
+        f"SELECT job_id, count(*) AS n, min(worker) AS worker FROM {table}_executions"
+        " GROUP BY job_id"
+    )
+    assert sorted(r["job_id"] for r in runs) == ids
+    assert [r["job_id"] for r in runs if r["n"] != 1] == []  # no job ran twice
+    by_job = {r["job_id"]: r["worker"] for r in runs}
+    rows = await pool.fetch(f"SELECT id, status, attempts, result::text AS result FROM {table}")
+    assert {(r["status"], r["attempts"]) for r in rows} == {("done", 1)}
+    results = {r["id"]: json.loads(r["result"]) for r in rows}
+    assert [results[job_id]["n"] for job_id in ids] == list(range(600))
+    assert {job_id: results[job_id]["worker"] for job_id in ids} == by_job
+
+
+@pytest.mark.asyncio
+async def test_stop_lets_every_job_in_progress_finish(pool: asyncpg.Pool, table: str) -> None:
+    started: List[int] = []
+    go_on = asyncio.Event()
+
+    async def slow(job: Job) -> str:
+        started.append(job.id)
+        await go_on.wait()
+        return f"finished {job.id}"
+
+    ids = await enqueue_many(pool, range(7), table=table)
+    worker = Worker(pool, slow, table=table, concurrency=5, poll_interval=0.2)
+    task = asyncio.ensure_future(worker.run())
+
+    async def five_started() -> bool:
+        return len(started) == 5
+
+    await wait_until(five_started, 10, "five handlers to start")
+    worker.stop()
+    await asyncio.sleep(0.3)
+    assert not task.done(), "run() returned while jobs were still in progress"
+    go_on.set()
+    assert await asyncio.wait_for(task, 10) == 5
+    assert sorted(started) == ids[:5]
+    for job_id in ids[:5]:
+        info = await get_job(pool, job_id, table=table)
+        assert info is not None and (info.status, info.result) == ("done", f"finished {job_id}")
+    assert await counts(pool, table=table) == {"queued": 2, "running": 0, "done": 5, "failed": 0}
+
+
+@pytest.mark.asyncio
+async def test_cancelling_a_worker_releases_every_job_in_progress(
+    postgres_dsn: str, pool: asyncpg.Pool, table: str
+) -> None:
+    started: List[int] = []
+    cancelled: List[int] = []
+
+    async def endless(job: Job) -> None:
+        started.append(job.id)
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            cancelled.append(job.id)
+            raise
+
+    ids = await enqueue_many(pool, range(6), table=table)
+    own = await asyncpg.create_pool(postgres_dsn, min_size=1, max_size=2)
+    try:
+        task = asyncio.ensure_future(Worker(own, endless, table=table, concurrency=4).run())
+
+        async def four_started() -> bool:
+            return len(started) == 4
+
+        await wait_until(four_started, 10, "four handlers to start")
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=10)
+        assert done and task.cancelled(), "the worker did not end"
+        await own.close()
+    finally:
+        own.terminate()  # a worker that did not end would keep its connection
+    assert sorted(cancelled) == sorted(started) == ids[:4]
+    rows = await pool.fetch(f"SELECT status, attempts, lease_expires_at FROM {table} ORDER BY id")
+    # Every job is back in the queue, none has used up an attempt.
+    assert [(r["status"], r["attempts"], r["lease_expires_at"]) for r in rows] == [
+        ("queued", 0, None)
+    ] * 6
+    assert [t for t in asyncio.all_tasks() if t is not asyncio.current_task()] == []
+
+
+# Lease renewals (extend_lease) contain this, claims do not.
+RENEWAL = "SET lease_expires_at = now() + make_interval"
+
+
+class Outage:
+    """A hook for :func:`hooked_connection_class`: while ``on``, the hooked statements
+    fail as if the network had swallowed them."""
+
+    def __init__(self) -> None:
+        self.on = True
+
+    async def __call__(self) -> None:
+        if self.on:
+            raise asyncio.TimeoutError  # a lease renewal that never got an answer
+
+
+@pytest.mark.asyncio
+async def test_hung_handler_is_taken_over_and_its_late_result_is_fenced(
+    postgres_dsn: str, pool: asyncpg.Pool, table: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Worker "a" (two slots) hangs on one job while its lease renewals fail, as over a
+    # broken network; its other slot goes on with the other jobs.  Once "a" is asked to
+    # stop it claims nothing more, and worker "b" takes the job over when the lease has
+    # run out.  While "b" works on it, "a"'s handler returns, too late: its result must
+    # change nothing, and "b"'s must be the one kept.
+    let_a_go = asyncio.Event()
+    let_b_go = asyncio.Event()
+    b_started = asyncio.Event()
+    hung: List[int] = []
+
+    async def handler_a(job: Job) -> Any:
+        if job.payload == "hang":
+            hung.append(job.attempts)
+            await let_a_go.wait()
+        return {"by": "a", "payload": job.payload}
+
+    async def handler_b(job: Job) -> Any:
+        b_started.set()
+        await let_b_go.wait()
+        return {"by": "b", "payload": job.payload}
+
+    stuck = await enqueue(pool, "hang", table=table)
+    others = await enqueue_many(pool, range(20), table=table)
+    hooked = hooked_connection_class(RENEWAL, Outage(), before=True)
+    async with asyncpg.create_pool(
+        postgres_dsn, min_size=1, max_size=4, connection_class=hooked
+    ) as frozen:
+        worker_a = Worker(frozen, handler_a, table=table, worker_id="a", lease=0.6, concurrency=2)
+        task_a = asyncio.ensure_future(worker_a.run())
+        task_b: Optional[asyncio.Future[int]] = None
+        try:
+
+            async def others_done() -> bool:
+                return (await counts(pool, table=table))["done"] == 20
+
+            await wait_until(others_done, 15, "the other jobs to be done by a")
+            worker_a.stop()  # a waits for its hung job now, and claims nothing more
+            await asyncio.sleep(0.7)  # the hung job's lease runs out
+            worker_b = Worker(pool, handler_b, table=table, worker_id="b")
+            task_b = asyncio.ensure_future(worker_b.run(burst=True))
+            await asyncio.wait_for(b_started.wait(), 10)
+            let_a_go.set()  # a's handler returns now, long after losing the job
+            finished_by_a = await asyncio.wait_for(task_a, 10)
+            info = await get_job(pool, stuck, table=table)
+            assert info is not None
+            assert (info.status, info.attempts, info.result) == ("running", 2, None)
+            let_b_go.set()
+            assert await asyncio.wait_for(task_b, 10) == 1
+        finally:
+            let_a_go.set()
+            let_b_go.set()
+            worker_a.stop()
+            await asyncio.wait({task_a} if task_b is None else {task_a, task_b}, timeout=10)
+    assert hung == [1]
+    assert finished_by_a == 20  # its late answer did not count
+    info = await get_job(pool, stuck, table=table)
+    assert info is not None and (info.status, info.attempts, info.result) == (
+        "done",
+        2,
+        {"by": "b", "payload": "hang"},
+    )
+    rows = await pool.fetch(
+        f"SELECT result::text AS result FROM {table} WHERE id = ANY($1)", others
+    )
+    assert {json.loads(r["result"])["by"] for r in rows} == {"a"}
+    assert "cannot renew lease" in caplog.text
+    assert "lease on job" in caplog.text and "result dropped" in caplog.text
+
+
+@pytest.mark.asyncio
+async def test_late_result_is_fenced_when_the_same_worker_took_the_job_over(
+    postgres_dsn: str, pool: asyncpg.Pool, table: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # As above, but the worker keeps running: when the lease runs out its own free slot
+    # takes the job over as attempt 2.  The late result of attempt 1 then goes out with a
+    # claim of the running worker, while attempt 2 is still at work, and is fenced there.
+    let_go = {1: asyncio.Event(), 2: asyncio.Event()}
+    attempts: List[int] = []
+    outage = Outage()
+
+    async def handler(job: Job) -> Any:
+        attempts.append(job.attempts)
+        await let_go[job.attempts].wait()
+        return f"attempt {job.attempts}"
+
+    stuck = await enqueue(pool, None, table=table)
+    hooked = hooked_connection_class(RENEWAL, outage, before=True)
+    async with asyncpg.create_pool(
+        postgres_dsn, min_size=1, max_size=4, connection_class=hooked
+    ) as frozen:
+        worker = Worker(frozen, handler, table=table, lease=1.5, poll_interval=0.2, concurrency=2)
+        task = asyncio.ensure_future(worker.run())
+        try:
+
+            async def taken_over() -> bool:
+                return attempts == [1, 2]
+
+            await wait_until(taken_over, 15, "the job's second attempt")
+            let_go[1].set()  # attempt 1 returns late; its slot claims, sending its result
+
+            async def dropped() -> bool:
+                return "result dropped" in caplog.text
+
+            await wait_until(dropped, 10, "the late result to be refused")
+            outage.on = False  # attempt 2 renews its lease from now on
+            info = await get_job(pool, stuck, table=table)
+            assert info is not None
+            assert (info.status, info.attempts, info.result) == ("running", 2, None)
+            let_go[2].set()
+
+            async def done() -> bool:
+                info = await get_job(pool, stuck, table=table)
+                return info is not None and info.status == "done"
+
+            await wait_until(done, 10, "attempt 2 to finish")
+        finally:
+            for event in let_go.values():
+                event.set()
+            worker.stop()
+            finished = await asyncio.wait_for(task, 10)
+    assert attempts == [1, 2]
+    assert finished == 1  # attempt 2; not the late attempt 1
+    info = await get_job(pool, stuck, table=table)
+    assert info is not None and (info.status, info.attempts, info.result) == (
+        "done",
+        2,
+        "attempt 2",
+    )
+
+
+@pytest.mark.asyncio
+async def test_worker_writes_each_result_with_the_next_claim(
+    postgres_dsn: str, pool: asyncpg.Pool, table: str
+) -> None:
+    # One statement per job, not two: the result of a job goes out with the claim of
+    # the next one.  The worker's statements all name the table.
+    statements: List[str] = []
+
+    def log(record: Any) -> None:
+        statements.append(record.query)
+
+    async def log_queries(conn: asyncpg.Connection) -> None:
+        conn.add_query_logger(log)
+
+    async def noop(job: Job) -> None:
+        return None
+
+    await enqueue_many(pool, range(200), table=table)
+    async with asyncpg.create_pool(postgres_dsn, min_size=1, max_size=2, init=log_queries) as p:
+        assert await Worker(p, noop, table=table).run(burst=True) == 200
+        await asyncio.sleep(0.1)  # the logger is called soon after each statement
+    ours = [query for query in statements if table in query]
+    assert len(ours) <= 203, f"{len(ours)} statements for 200 jobs"
+    assert await counts(pool, table=table) == {"queued": 0, "running": 0, "done": 200, "failed": 0}
