@@ -92,14 +92,14 @@ job whose worker vanished during its last attempt; see below):
    WITH queued AS (
        SELECT id FROM jobs
        WHERE queue = $1 AND status = 'queued' AND run_after <= now()
-       ORDER BY id
+       ORDER BY id + 0
        LIMIT 1
        FOR UPDATE SKIP LOCKED
    ), expired AS (
        SELECT id FROM jobs
        WHERE queue = $1 AND status = 'running' AND lease_expires_at <= now()
          AND attempts < max_attempts
-       ORDER BY id
+       ORDER BY lease_expires_at
        LIMIT 1
        FOR UPDATE SKIP LOCKED
    ), next AS (
@@ -116,15 +116,20 @@ job whose worker vanished during its last attempt; see below):
    RETURNING job.id, job.queue, job.payload::text AS payload,
        job.attempts, job.max_attempts
 
-The subqueries ``queued`` and ``expired`` find the oldest job of each kind
-that is ready, ``next`` keeps the older of the two, and ``FOR UPDATE`` locks
+The subqueries ``queued`` and ``expired`` find the oldest queued job that is
+ready and the job whose lease expired first, ``next`` keeps the older of the
+two, and ``FOR UPDATE`` locks
 the rows they read; ``SKIP LOCKED`` makes a competing worker pass over rows
 that another claim has locked instead of waiting for them.  (Two subqueries
 rather than one with ``OR``: each can then read its rows in the order of an
-index, ``(queue, id) WHERE status = 'queued'`` and
+index, ``(queue, (id + 0)) WHERE status = 'queued'`` and
 ``(queue, lease_expires_at) WHERE status = 'running'``, where a single one
 would walk the primary key past every finished job, making each claim
-slower as the table fills.)  The ``UPDATE`` then marks the
+slower as the table fills.  ``id + 0`` orders like ``id``, but only that
+partial index provides it: ordered by plain ``id``, the planner may choose
+the primary key, when its statistics were gathered while most jobs were
+queued, and then each claim reads every finished job again.  With 4,000
+finished jobs that took 2 ms per claim instead of 0.02 ms.)  The ``UPDATE`` then marks the
 row ``running``, counts the attempt and sets the lease, and ``RETURNING``
 hands the job to the worker, all in one round trip.  So workers claiming at
 once get different jobs and none of them blocks.  Without ``SKIP LOCKED``
@@ -609,8 +614,10 @@ async def install(db: _Database, *, table: str = "jobs", timeout: float = 10.0) 
                 created_at timestamptz NOT NULL DEFAULT now(),
                 updated_at timestamptz NOT NULL DEFAULT now()
             );
+            -- (id + 0): the claim orders by it, so only this index can serve it and
+            -- the planner never walks the primary key past the finished jobs.
             CREATE INDEX IF NOT EXISTS {t}_queued_idx
-                ON {t} (queue, id, run_after) WHERE status = 'queued';
+                ON {t} (queue, (id + 0), run_after) WHERE status = 'queued';
             CREATE INDEX IF NOT EXISTS {t}_lease_idx
                 ON {t} (queue, lease_expires_at) WHERE status = 'running';
             """,
@@ -934,14 +941,14 @@ async def _claim_jobs(
             -- would walk the primary key past every finished job.
             SELECT id FROM {t}
             WHERE queue = $1 AND status = 'queued' AND run_after <= now() {not_done}
-            ORDER BY id
+            ORDER BY id + 0  -- served by {t}_queued_idx only (see install())
             LIMIT $4
             FOR UPDATE SKIP LOCKED
         ), expired AS (
             SELECT id FROM {t}
             WHERE queue = $1 AND status = 'running' AND lease_expires_at <= now()
               AND attempts < max_attempts {not_done}
-            ORDER BY id
+            ORDER BY lease_expires_at
             LIMIT $4
             FOR UPDATE SKIP LOCKED
         ), next AS (
