@@ -886,7 +886,7 @@ BENCHMARKS = {
     },
     "bench_job_queue": {
         "title": "The job queue against procrastinate and pgqueuer",
-        "section": ("job_queue", "Taking a job with FOR UPDATE SKIP LOCKED"),
+        "section": ("job_queue", "Running several jobs at once"),
         "takeaway": "Against the faster of procrastinate and pgqueuer, with fsync off, the "
         "recipe enqueued one job at a time at {recipe_over_faster_peer_enqueue_one_no_sync:.2f}"
         "× its speed and in bulk at {recipe_over_faster_peer_enqueue_bulk_no_sync:.2f}×, and "
