@@ -822,7 +822,10 @@ class ProcessRunner:
             return  # another caller replaced it already (or we are closing)
         # Shut the broken pool down in a thread: it has ended its workers, and its
         # queues are joined there.  (shutdown(wait=False) here races with the
-        # pool's own manager thread on Python 3.8.)
+        # pool's own manager thread on Python 3.8.)  Its surviving workers are
+        # killed first: their work is lost anyway, and on 3.11 the pool's manager
+        # thread was seen joining a survivor that waited for work for ever.
+        _kill_workers(broken)
         loop = asyncio.get_running_loop()
         retiring = loop.run_in_executor(None, _shut_down, [broken], True)
         self._retiring.add(retiring)
@@ -857,6 +860,19 @@ class ProcessRunner:
         tb: Optional[TracebackType],
     ) -> None:
         await self.aclose()
+
+
+def _kill_workers(pool: Executor) -> None:
+    """Kill the worker processes of a broken process pool (3.14+: its own method)."""
+    if hasattr(pool, "kill_workers"):
+        pool.kill_workers()
+        return
+    # Before 3.14 the processes are only reachable through a private attribute.
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        try:
+            process.kill()
+        except (OSError, ValueError):
+            pass  # already gone, or already closed by the pool
 
 
 def _shut_down(pools: Sequence[Executor], cancel_futures: bool) -> None:
