@@ -121,9 +121,10 @@ def console_errors(page: Any) -> List[str]:
 
 
 def all_pages() -> List[str]:
-    """Every page of the built book, relative to its root (search and index included)."""
+    """Every page of the built book, relative to its root (search and index included), in
+    both editions: the Chinese one is in ``zh_CN/``."""
     return sorted(
-        str(path.relative_to(HTML))
+        path.relative_to(HTML).as_posix()
         for path in HTML.rglob("*.html")
-        if not str(path.relative_to(HTML)).startswith(("_modules", "_static", "_sources"))
+        if not {"_modules", "_static", "_sources"} & set(path.relative_to(HTML).parts)
     )

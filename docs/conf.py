@@ -26,6 +26,7 @@ extensions = [
     "sphinx_copybutton",
     "repl_examples",  # docs/_ext: visible version gates; copies that paste into the REPL
     "copy_recipe",  # docs/_ext: a "Copy recipe" button on every public recipe
+    "zh_edition",  # docs/_ext: Chinese search words, furo's fixed labels
 ]
 exclude_patterns = ["_build", "_inventories", "_generated", "Thumbs.db", ".DS_Store"]
 templates_path = ["_templates"]
@@ -34,6 +35,12 @@ html_theme = "furo"
 html_title = "asyncio cookbook"
 html_copy_source = False
 html_favicon = "_static/favicon.svg"
+
+# --- translations: one catalog per document in docs/locales/<lang>/LC_MESSAGES (docs/i18n.py)
+locale_dirs = ["locales"]
+gettext_compact = False  # the HTML build must use the same setting, or nothing is translated
+gettext_location = False  # no "#: file:line" comments: they churn with every English edit
+gettext_uuid = False
 
 # --- every section has a label "<document>:<title>", e.g. recipes/tasks:Starting a task
 autosectionlabel_prefix_document = True

@@ -18,10 +18,13 @@ from typing import Any, Dict
 from docutils import nodes
 from sphinx import addnodes
 from sphinx.application import Sphinx
+from sphinx.locale import get_translation
 
 from recipes._snippets import SnippetError, build_snippet, public_recipes
 
 SNIPPETS = "_snippets"
+# The labels are translated through locales/<language>/LC_MESSAGES/sphinx.po.
+_ = get_translation("sphinx")
 
 
 def _entry_html(chapter: str, name: str, relative: str, outdir: Path) -> str:
@@ -33,23 +36,28 @@ def _entry_html(chapter: str, name: str, relative: str, outdir: Path) -> str:
     folder.mkdir(parents=True, exist_ok=True)
     filename = f"{chapter}.{name}.py"
     (folder / filename).write_text(text, encoding="utf-8")
-    if snippet.requirements:
-        needs = "needs " + ", ".join(r.distribution for r in snippet.requirements)
-        if all(r.condition for r in snippet.requirements):
-            needs += " on older Pythons"
+    distributions = ", ".join(r.distribution for r in snippet.requirements)
+    if not snippet.requirements:
+        needs = _("standard library only")
+    elif all(r.condition for r in snippet.requirements):
+        needs = _("needs %s on older Pythons") % distributions
     else:
-        needs = "standard library only"
-    title = (
-        f"Copy {name} with every helper and import it needs "
-        f"(python -m recipes copy {chapter}.{name})"
-    )
+        needs = _("needs %s") % distributions
+    title = _("Copy %(name)s with every helper and import it needs (%(command)s)") % {
+        "name": name,
+        "command": f"python -m recipes copy {chapter}.{name}",
+    }
+    module = f"{snippet.module_name}.py"
+    copied, failed = html.escape(_("Copied!")), html.escape(_("Copy failed"))
+    size = _("%(lines)d lines, %(needs)s") % {"lines": snippet.lines, "needs": needs}
     return (
         '<div class="copy-recipe">'
-        f'<button type="button" class="copy-recipe-button" title="{html.escape(title)}">'
-        "Copy recipe</button> "
+        f'<button type="button" class="copy-recipe-button" title="{html.escape(title)}" '
+        f'data-copied="{copied}" data-failed="{failed}">'
+        f"{html.escape(_('Copy recipe'))}</button> "
         f'<a class="copy-recipe-download" href="{relative}{SNIPPETS}/{filename}" '
-        f'download="{snippet.module_name}.py">Download {snippet.module_name}.py</a> '
-        f'<span class="copy-recipe-size">{snippet.lines} lines, {needs}</span>'
+        f'download="{module}">{html.escape(_("Download %s") % module)}</a> '
+        f'<span class="copy-recipe-size">{html.escape(size)}</span>'
         f'<script type="text/x-python" class="copy-recipe-text">{text}</script>'
         "</div>"
     )

@@ -72,8 +72,8 @@
       : fallbackCopy(text);
     const label = button.textContent;
     write.then(
-      function () { button.textContent = "Copied!"; },
-      function () { button.textContent = "Copy failed"; }
+      function () { button.textContent = button.dataset.copied || "Copied!"; },
+      function () { button.textContent = button.dataset.failed || "Copy failed"; }
     ).then(function () {
       setTimeout(function () { button.textContent = label; }, 2000);
     });
