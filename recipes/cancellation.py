@@ -97,7 +97,7 @@ True
 A ``finally`` block may itself ``await`` (close a connection gracefully, flush a
 buffer): by the time it runs, the cancellation has been delivered and the task runs
 normally again.  What can still interrupt such an await is a *second* ``cancel()`` –
-see `Cleanup that must await`_.
+see :ref:`recipes/cancellation:Cleanup that must await`.
 
 Never swallowing CancelledError
 -------------------------------

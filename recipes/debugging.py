@@ -340,9 +340,9 @@ callback, where no task is running, :func:`asyncio.capture_call_graph` returns `
 ``RuntimeError``.
 
 On 3.8–3.13 the fallback is :func:`dump_tasks` (here through ``report()`` from
-`Seeing where a task is waiting`_). It shows every task's own chain, and a task waiting for
-another task names it, but the crawler's line ends in the future that :func:`asyncio.gather`
-returns:
+:ref:`recipes/debugging:Seeing where a task is waiting`). It shows every task's own chain,
+and a task waiting for another task names it, but the crawler's line ends in the future that
+:func:`asyncio.gather` returns:
 
 >>> await report()
 '/a' waiting: fetch() at ...:2 -> sleep() at tasks.py:... -> Future
@@ -529,7 +529,7 @@ gives up on a child process: log what the child's tasks were waiting for, then k
    ``python -m asyncio ps PID`` and ``python -m asyncio pstree PID``. On 3.8–3.13 the
    standard library has no way in from outside: the program has to report on itself, for
    instance by logging :func:`dump_tasks` from a signal handler or a debug endpoint (see
-   `Seeing where a task is waiting`_).
+   :ref:`recipes/debugging:Seeing where a task is waiting`).
 
 .. versionchanged:: 3.15
    Both commands take ``--retries N`` (``python -m asyncio pstree --retries 5 PID``): a read

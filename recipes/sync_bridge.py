@@ -61,7 +61,8 @@ this:
 
 The four ``submit()`` calls ran concurrently on the portal's loop, and so did
 the eight calls from the thread pool.  Leaving the ``with`` block stops the
-loop and joins its thread (see `Stopping the portal with calls in flight`_).
+loop and joins its thread (see
+:ref:`recipes/sync_bridge:Stopping the portal with calls in flight`).
 
 Pass the coroutine *function* and its arguments, not a coroutine: the
 coroutine is then created on the portal's thread, and nothing is left
@@ -258,7 +259,7 @@ that created it, which ``asyncio.run`` in a cell would not) and await
 .. versionadded:: 3.9
    :func:`asyncio.to_thread`; ``loop.run_in_executor(None, func, *args)``
    does the same on 3.8 (without copying context variables: see
-   `Exceptions, cancellation and context across the bridge`_).
+   :ref:`recipes/sync_bridge:Exceptions, cancellation and context across the bridge`).
 
 Passing items between threads and coroutines
 --------------------------------------------

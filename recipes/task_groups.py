@@ -25,7 +25,7 @@ block waits for all of them at its end, so when it exits every task is done and
 comes from the ``taskgroup`` backport on PyPI, and the exception groups it raises
 from ``exceptiongroup`` (``pip install taskgroup exceptiongroup``).  This import
 works on every version, and the examples of this chapter need nothing else;
-`Using TaskGroup on Python 3.8 to 3.10`_ below tells the rest of the story:
+:ref:`recipes/task_groups:Using TaskGroup on Python 3.8 to 3.10` below tells the rest of the story:
 
 >>> import asyncio
 >>> try:
@@ -200,8 +200,8 @@ they target::
 
 Code that uses those three names runs unchanged from 3.8 on.  ``except*`` is syntax,
 and a backport cannot add syntax: on 3.8–3.10 catch :exc:`BaseExceptionGroup` and
-take it apart with ``split()``, as in `Catching errors from a group`_ above, or use
-the backport's ``exceptiongroup.catch()`` context manager.
+take it apart with ``split()``, as in :ref:`recipes/task_groups:Catching errors from a group`
+above, or use the backport's ``exceptiongroup.catch()`` context manager.
 
 .. important::
 
@@ -400,7 +400,7 @@ A library does this
    pair: anyio; comparison
 
 The ``taskgroup`` backport is the library for :class:`asyncio.TaskGroup` on
-3.8–3.10 (see `Using TaskGroup on Python 3.8 to 3.10`_).  For the helpers
+3.8–3.10 (see :ref:`recipes/task_groups:Using TaskGroup on Python 3.8 to 3.10`).  For the helpers
 built on top:
 
 * `anyio <https://anyio.readthedocs.io/>`__ has its own task groups,

@@ -248,7 +248,7 @@ _ALIASED_REFERENCE = re.compile(r"`([^`<]+?)\s*<([^`<>]+)_>`_(?!_)")
 
 # Inline markup, in the order docutils tries it at one position.
 _SPANS = re.compile(
-    r"``.+?``|:[a-z]+(?::[a-z]+)?:`[^`]+`|`[^`]+`__?|\*\*[^*]+\*\*|\*[^*\s][^*]*\*"
+    r"``.+?``|:[a-z]+(?::[a-z]+)?:`[^`]+`|`[^`]+`(?:__?)?|\*\*[^*]+\*\*|\*[^*\s][^*]*\*"
 )
 
 
@@ -287,6 +287,33 @@ def separate_markup(text: str) -> str:
     return "".join(pieces)
 
 
+def _inline_structure(text: str) -> Tuple[Dict[str, int], List[str], List[str]]:
+    """How docutils reads ``text``: inline nodes counted by kind, the code it holds, and its
+    complaints.  Sphinx's roles are stood in for by a plain literal."""
+    from docutils import nodes, utils
+    from docutils.core import publish_doctree
+    from docutils.parsers.rst import roles
+
+    def any_role(name, rawtext, text, lineno, inliner, options=None, content=None):  # type: ignore[no-untyped-def]
+        titled = re.match(r"(?s).*<([^<>]+)>$", text)  # :ref:`title <target>`: the target
+        return [nodes.literal(rawtext, titled.group(1) if titled else utils.unescape(text))], []
+
+    for name in set(re.findall(r":([a-z]+(?::[a-z]+)?):`", text)):
+        roles.register_local_role(name, any_role)
+    complaints: List[str] = []
+    tree = publish_doctree(
+        text,
+        settings_overrides={"report_level": 5, "halt_level": 5, "warning_stream": False},
+    )
+    for message in tree.findall(nodes.system_message):
+        complaints.append(message.astext().splitlines()[0][:100])
+    # Emphasis is left to the translator: Chinese often stresses a word with quotes instead.
+    kinds = (nodes.literal, nodes.reference, nodes.title_reference)
+    counts = {kind.__name__: sum(1 for _ in tree.findall(kind)) for kind in kinds}
+    code = sorted(node.astext() for node in tree.findall(nodes.literal))
+    return counts, code, complaints
+
+
 def translation_problems(msgid: str, msgstr: str) -> List[str]:
     """Why this translation would break the page or the rules; empty when it is fine."""
     problems = []
@@ -305,6 +332,11 @@ def translation_problems(msgid: str, msgstr: str) -> List[str]:
             "write a section reference as `中文标题`_ (Sphinx maps it to the English target),"
             " not `中文 <English_>`_"
         )
+    english, chinese = _inline_structure(msgid), _inline_structure(msgstr)
+    if chinese[2] and not english[2]:
+        problems.append(f"docutils cannot parse it: {chinese[2][0]}")
+    elif english[0] != chinese[0] or english[1] != chinese[1]:
+        problems.append(f"inline markup reads differently: {english[0]} became {chinese[0]}")
     if separate_markup(msgstr) != msgstr:
         problems.append("inline markup touches a letter or bracket (fill inserts '\\ ')")
     return problems

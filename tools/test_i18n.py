@@ -131,6 +131,14 @@ def test_markup_check_catches_lost_code_and_references() -> None:
     )
 
 
+def test_markup_check_catches_markup_docutils_does_not_see() -> None:
+    # An opening bracket right after the role: docutils reads it as plain text.
+    msgid = "It raises :exc:`ValueError` (a bad value)."
+    assert i18n.translation_problems(msgid, "它抛出 :exc:`ValueError`\\ （错误的值）。") == []
+    problems = i18n.translation_problems(msgid, "它抛出 :exc:`ValueError`（错误的值）。")
+    assert any("docutils" in p or "touches" in p for p in problems), problems
+
+
 def test_reference_titles_may_be_translated_but_not_their_targets() -> None:
     msgid = "See :ref:`retrying <recipes/errors:Retrying with backoff>`."
     assert (
