@@ -41,6 +41,8 @@ locale_dirs = ["locales"]
 gettext_compact = False  # the HTML build must use the same setting, or nothing is translated
 gettext_location = False  # no "#: file:line" comments: they churn with every English edit
 gettext_uuid = False
+# Index entries are translated too (the Chinese index page lists Chinese terms); code is not.
+gettext_additional_targets = ["index"]
 
 # --- every section has a label "<document>:<title>", e.g. recipes/tasks:Starting a task
 autosectionlabel_prefix_document = True

@@ -13,12 +13,18 @@ Python (``.tox/docs/bin/python tools/i18n.py ...``)::
     normalize DOC...  apply the current markup rules and standard renderings to translations
     glossary [DOC]    translations that render a glossary term differently (glossary.tsv)
     todo DOC          the untranslated and fuzzy entries of one catalog, each under a key
-    fill DOC FILE     apply translations written under todo's keys (checked first)
+                      (DOC "*": every catalog's, each text once, with the pages it is on)
+    fill DOC FILE     apply translations written under todo's keys (checked first);
+                      DOC "*" applies each to every catalog that has it
 
 ``fill`` reads blocks like::
 
     @@ 3f2a9c1e
     用一个 :class:`asyncio.Semaphore` 限制并发。
+
+    @@ 9b0c77d2 keep
+
+The second keeps an entry in English on purpose (an error message in the index).
 
 The library that reads and writes the catalogs is Babel (Sphinx depends on it).
 """
@@ -26,6 +32,7 @@ The library that reads and writes the catalogs is Babel (Sphinx depends on it).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import re
 import subprocess
@@ -314,8 +321,19 @@ def _inline_structure(text: str) -> Tuple[Dict[str, int], List[str], List[str]]:
     return counts, code, complaints
 
 
-def translation_problems(msgid: str, msgstr: str) -> List[str]:
+# A translator's comment on an entry left in English on purpose (an error message, a term that
+# is only ever written in English); ``fill`` writes it for ``@@ <key> keep``.
+KEEP = "kept in English on purpose"
+
+
+def is_kept(message: Message) -> bool:
+    return message.string == message.id and KEEP in message.user_comments
+
+
+def translation_problems(msgid: str, msgstr: str, kept: bool = False) -> List[str]:
     """Why this translation would break the page or the rules; empty when it is fine."""
+    if kept:
+        return [] if msgstr == msgid else ["an entry kept in English must equal the English"]
     problems = []
     if "\n" in msgstr and "\n" not in msgid:
         problems.append("a line break the English does not have")
@@ -473,7 +491,7 @@ def merge(template: Catalog, catalog: Optional[Catalog]) -> Catalog:
     catalog.update(template, update_creation_date=False)
     catalog.obsolete.clear()
     for message in messages(catalog):
-        if not message.string and nothing_to_translate(message.id):
+        if (not message.string or message.fuzzy) and nothing_to_translate(message.id):
             message.string = message.id
             message.flags.discard("fuzzy")
     return catalog
@@ -531,7 +549,7 @@ def check() -> int:
     for document, path in documents(CATALOGS, ".po").items():
         for message in messages(read_catalog(path)):
             if is_translated(message):
-                for problem in translation_problems(message.id, message.string):
+                for problem in translation_problems(message.id, message.string, is_kept(message)):
                     problems.append(f"{document} [{key(message.id)}]: {problem}")
     for problem in problems:
         print("error:", problem, file=sys.stderr)
@@ -542,40 +560,85 @@ def check() -> int:
 
 
 def todo(document: str, everything: bool = False) -> None:
-    catalog = read_catalog(CATALOGS / (document + ".po"))
-    for message in messages(catalog):
-        if everything or not is_translated(message):
-            print(f"@@ {key(message.id)}")
-            print(message.id)
-            if message.fuzzy and message.previous_id:
-                previous = message.previous_id
-                print("# was:", previous if isinstance(previous, str) else previous[0])
-                print("# old translation:", message.string)
-            print()
+    names = documents(CATALOGS, ".po") if document == "*" else {document: None}
+    pages: Dict[str, List[str]] = {}
+    found: Dict[str, Message] = {}
+    for name in names:
+        for message in messages(read_catalog(CATALOGS / (name + ".po"))):
+            if everything or not is_translated(message):
+                pages.setdefault(message.id, []).append(name)
+                found.setdefault(message.id, message)
+    for msgid, message in found.items():
+        print(f"@@ {key(msgid)}")
+        print(msgid)
+        if document == "*":
+            print("# on:", ", ".join(pages[msgid]))
+        if message.fuzzy and message.previous_id:
+            previous = message.previous_id
+            print("# was:", previous if isinstance(previous, str) else previous[0])
+            print("# old translation:", message.string)
+        print()
 
 
-def parse_fill(text: str) -> List[Tuple[str, str]]:
+def parse_fill(text: str) -> List[Tuple[str, str, bool]]:
+    """``(key, translation, kept)`` for each block; ``@@ <key> keep`` keeps the English."""
     entries = []
     for block in re.split(r"^@@ ", text, flags=re.M)[1:]:
         head, _, body = block.partition("\n")
-        entries.append((head.strip(), body.strip()))
+        entry_key, _, flag = head.strip().partition(" ")
+        entries.append((entry_key, body.strip(), flag.strip() == "keep"))
     return entries
 
 
 def fill(document: str, source: Path) -> int:
+    """Apply a fill file to one catalog, or with ``document`` ``*`` to every catalog that has
+    the entry (a term the index lists in several chapters gets one translation)."""
+    if document == "*":
+        entries = parse_fill(source.read_text(encoding="utf-8"))
+        wanted = {entry[0] for entry in entries}
+        seen = set()
+        status = 0
+        for name, path in documents(CATALOGS, ".po").items():
+            keys = {key(m.id) for m in messages(read_catalog(path))} & wanted
+            if keys:
+                seen |= keys
+                status |= _fill(name, [e for e in entries if e[0] in keys])
+        for entry_key in sorted(wanted - seen):
+            print(f"error: {entry_key}: no such entry in any catalog", file=sys.stderr)
+            status = 1
+        return status
+    return _fill(document, parse_fill(source.read_text(encoding="utf-8")))
+
+
+@contextlib.contextmanager
+def _catalog_lock() -> Iterator[None]:
+    """Serialize read-modify-write of the catalogs between translators working in parallel."""
+    import fcntl  # POSIX; the docs environment runs there
+
+    with open(Path(tempfile.gettempdir()) / "asyncio-cookbook-i18n.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _fill(document: str, entries: List[Tuple[str, str, bool]]) -> int:
+    with _catalog_lock():
+        return _fill_unlocked(document, entries)
+
+
+def _fill_unlocked(document: str, entries: List[Tuple[str, str, bool]]) -> int:
     path = CATALOGS / (document + ".po")
     catalog = read_catalog(path)
     by_key = {key(m.id): m for m in messages(catalog)}
     errors = 0
     filled = 0
-    for entry_key, text in parse_fill(source.read_text(encoding="utf-8")):
+    for entry_key, text, kept in entries:
         message = by_key.get(entry_key)
         if message is None:
             print(f"error: {entry_key}: no such entry in {document}", file=sys.stderr)
             errors += 1
             continue
-        text = separate_markup(text)
-        problems = translation_problems(message.id, text) if text else ["empty"]
+        text = message.id if kept else separate_markup(text)
+        problems = translation_problems(message.id, text, kept) if text else ["empty"]
         if problems:
             errors += 1
             for problem in problems:
@@ -584,6 +647,7 @@ def fill(document: str, source: Path) -> int:
         message.string = text
         message.flags.discard("fuzzy")
         message.previous_id = []
+        message.user_comments = [KEEP] if kept else []
         filled += 1
     write_catalog(path, catalog)
     left = sum(not is_translated(m) for m in messages(catalog))
@@ -604,6 +668,8 @@ def normalize(document: str) -> int:
     for message in messages(catalog):
         if not is_translated(message):
             continue
+        if is_kept(message):
+            continue
         text = STANDARD_RENDERINGS.get(message.id, message.string)
         text = _ALIASED_REFERENCE.sub(lambda m: f"`{m.group(1)}`_", text)
         text = separate_markup(text)
@@ -622,7 +688,7 @@ def check_glossary(document: Optional[str] = None) -> int:
         if document and name != document:
             continue
         for message in messages(read_catalog(path)):
-            if is_translated(message):
+            if is_translated(message) and not is_kept(message):
                 for problem in glossary_problems(message.id, message.string, terms):
                     print(f"{name} [{key(message.id)}]: {problem}")
                     found += 1
