@@ -131,7 +131,6 @@ KEPT_WORDS = {
 
 _INLINE_LITERAL = re.compile(r"``.+?``")
 _ROLE = re.compile(r":[a-z]+(?::[a-z]+)?:`[^`]+`")
-_LINK = re.compile(r"`[^`]+`__?")
 _WORD = re.compile(r"[A-Za-zµ]+(?:'[a-z]+)?")
 _CJK = re.compile(r"[\u3400-\u9fff]")
 
