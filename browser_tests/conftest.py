@@ -12,7 +12,7 @@ import http.server
 import os
 import threading
 from pathlib import Path
-from typing import Any, Iterator, List, Optional
+from typing import Any, Callable, Iterator, List, Optional
 
 import pytest
 
@@ -106,6 +106,22 @@ def page(browser: Any, site: str) -> Iterator[Any]:
         yield page
     finally:
         context.close()
+
+
+@pytest.fixture
+def page_at(browser: Any) -> Iterator[Callable[[int], Any]]:
+    """``page_at(width)``: a new page with a viewport that wide; closed after the test."""
+    contexts: List[Any] = []
+
+    def open_page(width: int) -> Any:
+        contexts.append(browser.new_context(viewport={"width": width, "height": 900}))
+        return contexts[-1].new_page()
+
+    try:
+        yield open_page
+    finally:
+        for context in contexts:
+            context.close()
 
 
 def console_errors(page: Any) -> List[str]:

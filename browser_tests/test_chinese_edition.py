@@ -18,7 +18,7 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any, List, Set, Tuple
+from typing import Any, Callable, List, Set, Tuple
 from urllib.parse import urljoin
 
 import pytest
@@ -92,54 +92,49 @@ def test_both_editions_have_the_same_pages() -> None:
 @pytest.mark.parametrize("name", ["index.html", CHAPTER])
 @pytest.mark.parametrize("width", [1400, 420])
 def test_chinese_page_loads_in_chinese_with_chinese_glyphs(
-    browser: Any, site: str, name: str, width: int
+    page_at: Callable[[int], Any], site: str, name: str, width: int
 ) -> None:
-    context = browser.new_context(viewport={"width": width, "height": 900})
-    try:
-        page = context.new_page()
-        errors = console_errors(page)
-        response = page.goto(f"{site}/{ZH}/{name}")
-        assert response is not None and response.ok
-        assert page.locator("html").get_attribute("lang") == "zh-CN"
-        assert CJK.search(page.locator("article h1").inner_text())
-        assert "中文版" in page.title()
-        # furo's labels: the footer links and "Back to top" (the one in the DOM on every width)
-        labels = (
-            page.locator(".back-to-top").inner_text() + page.locator(".related-pages").inner_text()
-        )
-        assert "返回顶部" in labels and "Back to top" not in labels
-        assert "下一章" in labels and "Next" not in labels
-        text, boxes, fonts = missing_glyphs(page, "article h1, article h2, article h3, article p")
-        assert boxes == 0, (text, fonts)
-        assert set(fonts) & chinese_fonts(), fonts
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        shot = f"zh-{Path(name).stem}-{width}.png"
-        page.screenshot(path=str(ARTIFACTS / shot), full_page=False)
-        assert errors == []
-    finally:
-        context.close()
+    page = page_at(width)
+    errors = console_errors(page)
+    response = page.goto(f"{site}/{ZH}/{name}")
+    assert response is not None and response.ok
+    assert page.locator("html").get_attribute("lang") == "zh-CN"
+    assert CJK.search(page.locator("article h1").inner_text())
+    assert "中文版" in page.title()
+    # furo's labels: "Back to top" (in the DOM at every width), the links to the next and
+    # previous pages, and the footer furo writes without a translation call
+    labels = (
+        page.locator(".back-to-top").inner_text() + page.locator(".related-pages").inner_text()
+    )
+    assert "返回顶部" in labels and "Back to top" not in labels
+    assert "下一章" in labels and "Next" not in labels
+    footer = page.locator(".bottom-of-page").inner_text()
+    assert "构建" in footer and "Made with" not in footer, footer
+    text, boxes, fonts = missing_glyphs(page, "article h1, article h2, article h3, article p")
+    assert boxes == 0, (text, fonts)
+    assert set(fonts) & chinese_fonts(), fonts
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = f"zh-{Path(name).stem}-{width}.png"
+    page.screenshot(path=str(ARTIFACTS / shot), full_page=False)
+    assert errors == []
 
 
-def test_glyph_check_sees_boxes(browser: Any, site: str) -> None:
+def test_glyph_check_sees_boxes(page_at: Callable[[int], Any], site: str) -> None:
     """The glyph check counts boxes (a canary): ideographs from CJK Extension G, which the
     small font lacks, are drawn as boxes, and the check must say so."""
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
-    try:
-        page = context.new_page()
-        page.goto(f"{site}/{ZH}/index.html")
-        page.evaluate(
-            """() => {
-              const p = document.createElement("p");
-              p.id = "cjk-canary";
-              p.textContent = "\\u{30000}\\u{30001}\\u{30002}";
-              document.querySelector("article").prepend(p);
-            }"""
-        )
-        text, boxes, fonts = missing_glyphs(page, "#cjk-canary")
-        assert len(IDEOGRAPH.findall(text)) == 3, text
-        assert boxes == 3, fonts
-    finally:
-        context.close()
+    page = page_at(1400)
+    page.goto(f"{site}/{ZH}/index.html")
+    page.evaluate(
+        """() => {
+          const p = document.createElement("p");
+          p.id = "cjk-canary";
+          p.textContent = "\\u{30000}\\u{30001}\\u{30002}";
+          document.querySelector("article").prepend(p);
+        }"""
+    )
+    text, boxes, fonts = missing_glyphs(page, "#cjk-canary")
+    assert len(IDEOGRAPH.findall(text)) == 3, text
+    assert boxes == 3, fonts
 
 
 LINK = re.compile(r'<p class="language-switch"><a href="([^"]+)"')

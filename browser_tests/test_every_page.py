@@ -9,7 +9,7 @@ tables may be wider than the screen (they scroll inside themselves).
 
 from __future__ import annotations
 
-from typing import Any, List
+from typing import Any, Callable, List
 
 import pytest
 
@@ -60,39 +60,31 @@ FIND_OVERFLOW = """
 @pytest.mark.parametrize("width", WIDTHS)
 @pytest.mark.parametrize("name", all_pages())
 def test_page_shows_no_error_and_fits_the_screen(
-    browser: Any, site: str, name: str, width: int
+    page_at: Callable[[int], Any], site: str, name: str, width: int
 ) -> None:
-    context = browser.new_context(viewport={"width": width, "height": 900})
-    try:
-        page = context.new_page()
-        errors = console_errors(page)
-        response = page.goto(f"{site}/{name}")
-        assert response is not None and response.ok, name
-        page.wait_for_load_state("load")
-        rendered: List[str] = page.evaluate(FIND_RENDERED_ERRORS)
-        assert rendered == [], f"{name} at {width}px shows: {rendered}"
-        if width <= 420:
-            overflow: List[str] = page.evaluate(FIND_OVERFLOW)
-            assert overflow == [], f"{name} scrolls sideways at {width}px: {overflow}"
-        assert errors == [], f"{name} at {width}px: {errors}"
-    finally:
-        context.close()
+    page = page_at(width)
+    errors = console_errors(page)
+    response = page.goto(f"{site}/{name}")
+    assert response is not None and response.ok, name
+    page.wait_for_load_state("load")
+    rendered: List[str] = page.evaluate(FIND_RENDERED_ERRORS)
+    assert rendered == [], f"{name} at {width}px shows: {rendered}"
+    if width <= 420:
+        overflow: List[str] = page.evaluate(FIND_OVERFLOW)
+        assert overflow == [], f"{name} scrolls sideways at {width}px: {overflow}"
+    assert errors == [], f"{name} at {width}px: {errors}"
 
 
-def test_the_checks_see_a_furo_css_error(browser: Any, site: str) -> None:
+def test_the_checks_see_a_furo_css_error(page_at: Callable[[int], Any], site: str) -> None:
     """The CSS check finds what furo draws for a ``.. contents::`` directive (a canary)."""
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
-    try:
-        page = context.new_page()
-        page.goto(f"{site}/index.html")
-        page.evaluate(
-            """() => {
-              const nav = document.createElement("nav");
-              nav.className = "contents";
-              document.querySelector("article").appendChild(nav);
-            }"""
-        )
-        rendered = page.evaluate(FIND_RENDERED_ERRORS)
-        assert any("CSS" in line and "ERROR" in line for line in rendered), rendered
-    finally:
-        context.close()
+    page = page_at(1400)
+    page.goto(f"{site}/index.html")
+    page.evaluate(
+        """() => {
+          const nav = document.createElement("nav");
+          nav.className = "contents";
+          document.querySelector("article").appendChild(nav);
+        }"""
+    )
+    rendered = page.evaluate(FIND_RENDERED_ERRORS)
+    assert any("CSS" in line and "ERROR" in line for line in rendered), rendered

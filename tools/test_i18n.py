@@ -89,7 +89,7 @@ def test_theme_catalog_translates_every_fixed_furo_label() -> None:
     catalog = i18n.read_catalog(i18n.CATALOGS / "sphinx.po")
     strings = {m.id: m.string for m in i18n.messages(catalog)}
     assert all(strings.get(label) for label in zh_edition.FURO_FIXED_LABELS)
-    assert all(s and not m.fuzzy for m in i18n.messages(catalog) for s in [m.string])
+    assert all(i18n.is_translated(m) for m in i18n.messages(catalog))
 
 
 def test_changelog_headings_are_translated() -> None:
@@ -145,6 +145,13 @@ def test_markup_check_catches_markup_docutils_does_not_see() -> None:
     assert i18n.translation_problems(msgid, "它抛出 :exc:`ValueError`\\ （错误的值）。") == []
     problems = i18n.translation_problems(msgid, "它抛出 :exc:`ValueError`（错误的值）。")
     assert any("docutils" in p or "touches" in p for p in problems), problems
+
+
+def test_link_text_may_be_translated_but_not_its_address() -> None:
+    msgid = "See `the asyncio docs <https://docs.python.org/3/library/asyncio.html>`__."
+    ok = "参见 `asyncio 文档 <https://docs.python.org/3/library/asyncio.html>`__。"
+    assert i18n.translation_problems(msgid, ok) == []
+    assert i18n.translation_problems(msgid, ok.replace("asyncio.html", "asyncio-task.html"))
 
 
 def test_reference_titles_may_be_translated_but_not_their_targets() -> None:
@@ -307,7 +314,7 @@ def test_fill_refuses_a_broken_translation_and_keeps_the_rest(
         encoding="utf-8",
     )
     assert i18n.fill("recipes/x", fill) == 1
-    assert "inline code, roles or links differ" in capsys.readouterr().err
+    assert "inline code, references or links differ" in capsys.readouterr().err
     strings = {
         m.id: m.string
         for m in i18n.messages(i18n.read_catalog(fake_catalogs / "recipes" / "x.po"))
